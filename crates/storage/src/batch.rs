@@ -523,6 +523,29 @@ pub mod testing {
     /// Builds an uncompressed v2 batch holding `values` as record values (null keys, no
     /// headers), with a valid CRC.
     pub fn build_batch(spec: &BatchSpec, values: &[&[u8]]) -> Vec<u8> {
+        assemble_batch(spec, values.len(), 0, &encode_records(values))
+    }
+
+    /// Builds a v2 batch holding the same records as [`build_batch`], its records section
+    /// compressed with `codec` in the framing Kafka clients write, its attributes naming the
+    /// codec, with a valid CRC.
+    pub fn build_compressed_batch(
+        spec: &BatchSpec,
+        values: &[&[u8]],
+        codec: Compression,
+    ) -> Vec<u8> {
+        let records = crate::compression::compress(codec, &encode_records(values))
+            .expect("compressing into memory cannot fail");
+        assemble_batch(
+            spec,
+            values.len(),
+            crate::compression::codec_id(codec),
+            &records,
+        )
+    }
+
+    /// The records section of [`build_batch`]: record `i` has timestamp and offset delta `i`.
+    fn encode_records(values: &[&[u8]]) -> Vec<u8> {
         let mut records = Vec::new();
         let mut record = Vec::new();
         for (i, value) in values.iter().enumerate() {
@@ -537,7 +560,13 @@ pub mod testing {
             put_varint(&mut records, record.len() as i64);
             records.extend_from_slice(&record);
         }
-        let n = values.len() as i32;
+        records
+    }
+
+    /// A batch header for `count` records with `attributes`, followed by `records`, with a
+    /// valid CRC.
+    fn assemble_batch(spec: &BatchSpec, count: usize, attributes: i16, records: &[u8]) -> Vec<u8> {
+        let n = count as i32;
         let mut b = Vec::with_capacity(BATCH_HEADER_SIZE + records.len());
         b.extend_from_slice(&spec.base_offset.to_be_bytes());
         b.extend_from_slice(
@@ -546,7 +575,7 @@ pub mod testing {
         b.extend_from_slice(&spec.leader_epoch.to_be_bytes());
         b.push(MAGIC_V2 as u8);
         b.extend_from_slice(&[0; 4]); // crc, below
-        b.extend_from_slice(&0i16.to_be_bytes());
+        b.extend_from_slice(&attributes.to_be_bytes());
         b.extend_from_slice(&(n - 1).to_be_bytes());
         b.extend_from_slice(&spec.base_timestamp.to_be_bytes());
         b.extend_from_slice(&(spec.base_timestamp + i64::from(n.max(1) - 1)).to_be_bytes());
@@ -554,7 +583,7 @@ pub mod testing {
         b.extend_from_slice(&spec.producer_epoch.to_be_bytes());
         b.extend_from_slice(&spec.base_sequence.to_be_bytes());
         b.extend_from_slice(&n.to_be_bytes());
-        b.extend_from_slice(&records);
+        b.extend_from_slice(records);
         let crc = crc32c::crc32c(&b[ATTRIBUTES..]);
         b[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
         b

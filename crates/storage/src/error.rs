@@ -39,6 +39,15 @@ pub enum StorageError {
         /// The limit in force.
         max: usize,
     },
+    /// A batch larger than a whole segment (`segment.bytes`): it could never be stored. Kafka:
+    /// `RECORD_LIST_TOO_LARGE`.
+    #[error("record batch of {size} bytes exceeds segment.bytes ({max})")]
+    RecordListTooLarge {
+        /// Size of the offending batch in bytes.
+        size: usize,
+        /// The segment size in force.
+        max: u64,
+    },
     /// A batch whose timestamps are out of the allowed range. Kafka: `INVALID_TIMESTAMP`.
     #[error("invalid timestamp: {0}")]
     InvalidTimestamp(String),

@@ -42,7 +42,6 @@ pub(crate) fn load(
     if !params.clean_shutdown {
         recover_segments(
             &mut segments,
-            &config,
             params.recovery_point,
             &mut leader_epoch_cache,
         )?;
@@ -66,6 +65,15 @@ pub(crate) fn load(
         last.on_become_active()?;
         (last.read_next_offset()?.unwrap_or(last_base), first_base)
     };
+    let bounds: Vec<i64> = segments
+        .keys()
+        .skip(1)
+        .copied()
+        .chain([log_end_offset])
+        .collect();
+    for (segment, next_offset) in segments.values().zip(bounds) {
+        segment.verify_max_timestamp(next_offset)?;
+    }
     let log_start_offset = params.log_start_offset.max(first_base).min(log_end_offset);
     leader_epoch_cache.truncate_from_end(log_end_offset)?;
     leader_epoch_cache.truncate_from_start(log_start_offset)?;
@@ -153,7 +161,6 @@ fn clean_directory(dir: &Path) -> Result<Vec<i64>> {
 /// Scans every segment holding offsets at or after `recovery_point`; see the module doc.
 fn recover_segments(
     segments: &mut BTreeMap<i64, LogSegment>,
-    config: &LogConfig,
     recovery_point: i64,
     epochs: &mut LeaderEpochCache,
 ) -> Result<()> {
@@ -163,9 +170,13 @@ fn recover_segments(
         .iter()
         .rposition(|&b| b <= recovery_point)
         .unwrap_or(0);
-    let max_batch = (config.segment_bytes.min(u64::from(u32::MAX))) as usize;
+    // Not bounded by today's segment.bytes: a topic's segment.bytes may have been lowered since
+    // bigger batches were written. The reader still refuses batches running past the file.
+    let max_batch = u32::MAX as usize;
     let mut cut_after: Option<usize> = None;
+    let mut recovered = Vec::new();
     for (i, base) in bases.iter().enumerate().skip(first) {
+        recovered.push(*base);
         let Some(segment) = segments.get_mut(base) else {
             continue;
         };
@@ -193,7 +204,16 @@ fn recover_segments(
             }
         }
     }
-    // A crash right after a roll can leave an empty last segment after an empty one; harmless.
+    // Recovered segments that are not the last are closed as at a roll: closing time-index entry,
+    // indexes trimmed. (The last one is made active by the caller.)
+    let last = segments.keys().next_back().copied();
+    for base in recovered {
+        if Some(base) != last {
+            if let Some(s) = segments.get_mut(&base) {
+                s.on_become_inactive()?;
+            }
+        }
+    }
     Ok(())
 }
 
@@ -213,15 +233,7 @@ pub(crate) fn replay_producer_state(log: &mut PartitionLog) -> Result<u64> {
     for segment in log.segments.range(start_base..).map(|(_, s)| s) {
         segment.for_each_batch_from(from, |b| {
             if b.has_producer_id() {
-                log.producer_state.update(
-                    b.producer_id(),
-                    b.producer_epoch(),
-                    b.base_sequence(),
-                    b.last_sequence(),
-                    b.base_offset(),
-                    b.last_offset(),
-                    b.max_timestamp(),
-                );
+                log.producer_state.update_from_batch(b);
                 applied += 1;
             }
             Ok(())

@@ -58,6 +58,76 @@ struct Entry {
 pub struct LogManager {
     dirs: Vec<LogDir>,
     logs: RwLock<HashMap<TopicPartition, Entry>>,
+    threads: usize,
+}
+
+impl LogDir {
+    /// Creates the dir if needed, takes its lock, and prepares its checkpoint files.
+    fn lock(path: &Path) -> Result<Self> {
+        std::fs::create_dir_all(path).at(path)?;
+        let lock_path = path.join(LOCK_FILE);
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .at(&lock_path)?;
+        lock.try_lock().map_err(|e| {
+            StorageError::io(
+                &lock_path,
+                std::io::Error::new(
+                    std::io::ErrorKind::WouldBlock,
+                    format!("log dir is in use by another process: {e}"),
+                ),
+            )
+        })?;
+        Ok(LogDir {
+            path: path.to_path_buf(),
+            _lock: lock,
+            recovery_points: OffsetCheckpointFile::new(path.join(RECOVERY_POINT_CHECKPOINT_FILE)),
+            log_start_offsets: OffsetCheckpointFile::new(
+                path.join(LOG_START_OFFSET_CHECKPOINT_FILE),
+            ),
+            high_watermarks: OffsetCheckpointFile::new(
+                path.join(REPLICATION_OFFSET_CHECKPOINT_FILE),
+            ),
+        })
+    }
+}
+
+/// Applies `f` to every item on up to `threads` scoped threads (file I/O bound work: opening
+/// and closing logs); the first error wins.
+fn parallel_map<T: Send, R: Send>(
+    items: Vec<T>,
+    threads: usize,
+    f: impl Fn(T) -> Result<R> + Sync,
+) -> Result<Vec<R>> {
+    let threads = threads.clamp(1, items.len().max(1));
+    let queue = std::sync::Mutex::new(items.into_iter());
+    let results = std::sync::Mutex::new(Vec::new());
+    let failure = std::sync::Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
+                let Some(item) = next else { break };
+                match f(item) {
+                    Ok(r) => results.lock().unwrap_or_else(|e| e.into_inner()).push(r),
+                    Err(e) => {
+                        failure
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .get_or_insert(e);
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    match failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(results.into_inner().unwrap_or_else(|e| e.into_inner())),
+    }
 }
 
 /// Reads a lock, whether or not a panicking holder poisoned it: the log's own state is
@@ -73,48 +143,23 @@ pub fn write_log(log: &SharedLog) -> std::sync::RwLockWriteGuard<'_, PartitionLo
 
 impl LogManager {
     /// Takes ownership of `log_dirs` (creating them), and loads every partition in them with
-    /// the config `config_for` gives it. Fails if another process holds a dir.
+    /// the config `config_for` gives it, on `threads` threads (Kafka's
+    /// `num.recovery.threads.per.data.dir`, here for all dirs together). Fails if another
+    /// process holds a dir.
     pub fn open(
         log_dirs: &[PathBuf],
-        config_for: impl Fn(&TopicPartition) -> LogConfig,
+        config_for: impl Fn(&TopicPartition) -> LogConfig + Sync,
+        threads: usize,
         now_ms: i64,
     ) -> Result<Self> {
         if log_dirs.is_empty() {
             return Err(StorageError::corrupt_file(".", "no log dir configured"));
         }
         let mut dirs = Vec::new();
-        let mut logs = HashMap::new();
+        let mut jobs: Vec<(usize, TopicPartition, PathBuf, LoadParams)> = Vec::new();
+        let mut markers = Vec::new();
         for (i, path) in log_dirs.iter().enumerate() {
-            std::fs::create_dir_all(path).at(path)?;
-            let lock_path = path.join(LOCK_FILE);
-            let lock = File::options()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&lock_path)
-                .at(&lock_path)?;
-            lock.try_lock().map_err(|e| {
-                StorageError::io(
-                    &lock_path,
-                    std::io::Error::new(
-                        std::io::ErrorKind::WouldBlock,
-                        format!("log dir is in use by another process: {e}"),
-                    ),
-                )
-            })?;
-            let dir = LogDir {
-                path: path.clone(),
-                _lock: lock,
-                recovery_points: OffsetCheckpointFile::new(
-                    path.join(RECOVERY_POINT_CHECKPOINT_FILE),
-                ),
-                log_start_offsets: OffsetCheckpointFile::new(
-                    path.join(LOG_START_OFFSET_CHECKPOINT_FILE),
-                ),
-                high_watermarks: OffsetCheckpointFile::new(
-                    path.join(REPLICATION_OFFSET_CHECKPOINT_FILE),
-                ),
-            };
+            let dir = LogDir::lock(path)?;
             let marker = path.join(CLEAN_SHUTDOWN_FILE);
             let clean = marker.exists();
             let recovery_points = dir.recovery_points.read()?;
@@ -143,25 +188,35 @@ impl LogManager {
                     clean_shutdown: clean,
                     now_ms,
                 };
-                let log = PartitionLog::open(&entry.path(), tp.clone(), config_for(&tp), params)?;
-                if logs.contains_key(&tp) {
-                    return Err(StorageError::corrupt_file(
-                        entry.path(),
-                        format!("partition {tp} exists in more than one log dir"),
-                    ));
-                }
-                logs.insert(
-                    tp,
-                    Entry {
-                        dir: i,
-                        log: Arc::new(RwLock::new(log)),
-                    },
-                );
+                jobs.push((i, tp, entry.path(), params));
             }
             if clean {
-                std::fs::remove_file(&marker).at(&marker)?;
+                markers.push(marker);
             }
             dirs.push(dir);
+        }
+        let loaded = parallel_map(jobs, threads, |(i, tp, path, params)| {
+            let log = PartitionLog::open(&path, tp.clone(), config_for(&tp), params)?;
+            Ok((
+                tp,
+                Entry {
+                    dir: i,
+                    log: Arc::new(RwLock::new(log)),
+                },
+            ))
+        })?;
+        let mut logs = HashMap::new();
+        for (tp, entry) in loaded {
+            if let Some(previous) = logs.insert(tp.clone(), entry) {
+                return Err(StorageError::corrupt_file(
+                    &dirs[previous.dir].path,
+                    format!("partition {tp} exists in more than one log dir"),
+                ));
+            }
+        }
+        // From here on a crash is an unclean shutdown.
+        for marker in markers {
+            std::fs::remove_file(&marker).at(&marker)?;
         }
         tracing::info!(
             partitions = logs.len(),
@@ -171,6 +226,7 @@ impl LogManager {
         Ok(LogManager {
             dirs,
             logs: RwLock::new(logs),
+            threads: threads.max(1),
         })
     }
 
@@ -306,22 +362,21 @@ impl LogManager {
     pub fn shutdown(self, now_ms: i64) -> Result<()> {
         self.checkpoint()?;
         let logs: Vec<Entry> = self.map_mut().drain().map(|(_, e)| e).collect();
-        let mut final_offsets: Vec<(usize, TopicPartition, i64)> = Vec::new();
-        for e in logs {
-            let log = match Arc::try_unwrap(e.log) {
-                Ok(lock) => lock.into_inner().unwrap_or_else(|p| p.into_inner()),
-                Err(_) => {
-                    return Err(StorageError::corrupt_file(
+        let final_offsets = parallel_map(logs, self.threads, |e| {
+            let log = Arc::try_unwrap(e.log)
+                .map_err(|_| {
+                    StorageError::corrupt_file(
                         &self.dirs[e.dir].path,
                         "a log is still in use at shutdown",
-                    ))
-                }
-            };
+                    )
+                })?
+                .into_inner()
+                .unwrap_or_else(|p| p.into_inner());
             let tp = log.topic_partition().clone();
             let leo = log.log_end_offset();
             log.close(now_ms)?;
-            final_offsets.push((e.dir, tp, leo));
-        }
+            Ok((e.dir, tp, leo))
+        })?;
         for (i, dir) in self.dirs.iter().enumerate() {
             let mut rp = dir.recovery_points.read()?;
             for (d, tp, leo) in &final_offsets {
@@ -366,13 +421,13 @@ mod tests {
         let a = TopicPartition::new("a", 0);
         let b = TopicPartition::new("b-x", 3);
         {
-            let m = LogManager::open(&paths, |_| LogConfig::default(), 0).unwrap();
+            let m = LogManager::open(&paths, |_| LogConfig::default(), 2, 0).unwrap();
             fill(&m, &a, 10);
             fill(&m, &b, 4);
             m.shutdown(0).unwrap();
         }
         assert!(paths.iter().all(|p| p.join(CLEAN_SHUTDOWN_FILE).exists()));
-        let m = LogManager::open(&paths, |_| LogConfig::default(), 0).unwrap();
+        let m = LogManager::open(&paths, |_| LogConfig::default(), 2, 0).unwrap();
         assert!(paths.iter().all(|p| !p.join(CLEAN_SHUTDOWN_FILE).exists()));
         let log = m.get(&a).unwrap();
         let log = read_log(&log);
@@ -394,8 +449,8 @@ mod tests {
     fn a_second_process_cannot_take_the_dir() {
         let dir = tempfile::tempdir().unwrap();
         let paths = vec![dir.path().to_path_buf()];
-        let _m = LogManager::open(&paths, |_| LogConfig::default(), 0).unwrap();
-        assert!(LogManager::open(&paths, |_| LogConfig::default(), 0).is_err());
+        let _m = LogManager::open(&paths, |_| LogConfig::default(), 2, 0).unwrap();
+        assert!(LogManager::open(&paths, |_| LogConfig::default(), 2, 0).is_err());
     }
 
     #[test]
@@ -404,12 +459,12 @@ mod tests {
         let paths = vec![dir.path().to_path_buf()];
         let tp = TopicPartition::new("c", 1);
         {
-            let m = LogManager::open(&paths, |_| LogConfig::default(), 0).unwrap();
+            let m = LogManager::open(&paths, |_| LogConfig::default(), 2, 0).unwrap();
             fill(&m, &tp, 5);
             m.checkpoint().unwrap();
             // No shutdown: the process dies here.
         }
-        let m = LogManager::open(&paths, |_| LogConfig::default(), 0).unwrap();
+        let m = LogManager::open(&paths, |_| LogConfig::default(), 2, 0).unwrap();
         let shared = m.get(&tp).unwrap();
         let log = read_log(&shared);
         assert_eq!((log.log_end_offset(), log.high_watermark()), (15, 15));
@@ -422,14 +477,14 @@ mod tests {
         let paths = vec![dir.path().to_path_buf()];
         let tp = TopicPartition::new("gone", 0);
         {
-            let m = LogManager::open(&paths, |_| LogConfig::default(), 0).unwrap();
+            let m = LogManager::open(&paths, |_| LogConfig::default(), 2, 0).unwrap();
             fill(&m, &tp, 2);
             assert!(m.delete(&tp).unwrap());
             assert!(m.get(&tp).is_none());
             // A crash between rename and removal leaves a -delete dir behind.
             std::fs::create_dir(dir.path().join("gone-0.1f-delete")).unwrap();
         }
-        let m = LogManager::open(&paths, |_| LogConfig::default(), 0).unwrap();
+        let m = LogManager::open(&paths, |_| LogConfig::default(), 2, 0).unwrap();
         assert!(m.partitions().is_empty());
         assert!(!dir.path().join("gone-0.1f-delete").exists());
     }

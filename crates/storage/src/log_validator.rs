@@ -32,6 +32,12 @@ pub fn validate_client_batch(
     config: &LogConfig,
     now_ms: i64,
 ) -> Result<ValidatedBatch> {
+    if bytes.len() as u64 > config.segment_bytes {
+        return Err(StorageError::RecordListTooLarge {
+            size: bytes.len(),
+            max: config.segment_bytes,
+        });
+    }
     if bytes.len() > config.max_message_bytes {
         return Err(StorageError::MessageTooLarge {
             size: bytes.len(),
@@ -153,6 +159,19 @@ mod tests {
         assert!(matches!(
             validate_client_batch(&mut b, &c, 0),
             Err(StorageError::MessageTooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn larger_than_a_segment_is_record_list_too_large() {
+        let mut b = batch_of(&BatchSpec::default(), 10, 200);
+        let c = LogConfig {
+            segment_bytes: 1000,
+            ..cfg()
+        };
+        assert!(matches!(
+            validate_client_batch(&mut b, &c, 0),
+            Err(StorageError::RecordListTooLarge { .. })
         ));
     }
 

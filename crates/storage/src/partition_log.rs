@@ -59,7 +59,6 @@ pub struct LoadParams {
     pub now_ms: i64,
 }
 
-
 /// The log of one partition replica.
 pub struct PartitionLog {
     pub(crate) dir: PathBuf,
@@ -276,15 +275,7 @@ impl PartitionLog {
                 self.leader_epoch_cache.assign(epoch, b.base_offset())?;
             }
             if b.has_producer_id() {
-                self.producer_state.update(
-                    b.producer_id(),
-                    b.producer_epoch(),
-                    b.base_sequence(),
-                    b.last_sequence(),
-                    b.base_offset(),
-                    b.last_offset(),
-                    b.max_timestamp(),
-                );
+                self.producer_state.update_from_batch(&b);
             }
             let i = info.get_or_insert(LogAppendInfo {
                 first_offset: b.base_offset(),
@@ -675,12 +666,10 @@ impl PartitionLog {
     /// Flushes everything, snapshots producer state at the LEO and trims the active segment's
     /// indexes: after this a restart needs no recovery scan.
     pub fn close(mut self, now_ms: i64) -> Result<()> {
+        self.active_segment()?.on_become_inactive()?;
         self.flush(now_ms)?;
         self.producer_state.set_map_end_offset(self.log_end_offset);
         self.producer_state.take_snapshot()?;
-        let active = self.active_segment()?;
-        active.on_become_inactive()?;
-        active.flush()?;
         Ok(())
     }
 

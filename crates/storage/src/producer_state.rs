@@ -314,6 +314,20 @@ impl ProducerStateManager {
             .add_batch(epoch, batch);
     }
 
+    /// [`Self::update`] with the producer fields of a batch already in the log (follower
+    /// appends and recovery replay); batches without a producer id only move the map end offset.
+    pub fn update_from_batch(&mut self, batch: &crate::batch::RecordBatch<'_>) {
+        self.update(
+            batch.producer_id(),
+            batch.producer_epoch(),
+            batch.base_sequence(),
+            batch.last_sequence(),
+            batch.base_offset(),
+            batch.last_offset(),
+            batch.max_timestamp(),
+        );
+    }
+
     /// The log offset up to which (exclusive) the state reflects the log.
     pub fn map_end_offset(&self) -> i64 {
         self.map_end_offset

@@ -22,6 +22,7 @@
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::batch::{self, Compression, RecordBatch, BATCH_HEADER_SIZE, NO_TIMESTAMP};
@@ -118,8 +119,10 @@ pub struct LogSegment {
     index_max_bytes: usize,
     index_interval_bytes: u64,
     bytes_since_last_index_entry: u64,
-    /// Largest batch max-timestamp appended and the last offset of the batch carrying it.
-    max_timestamp_so_far: TimestampOffset,
+    /// Largest batch max-timestamp appended and the last offset of the batch carrying it. Kept
+    /// outside the index mutex so retention and lookups read it without loading the indexes, and
+    /// refreshed whenever an index rebuild learns better.
+    max_timestamp_so_far: MaxTimestamp,
     /// Max timestamp of the first batch (or the creation time): what `segment.ms` counts from.
     rolling_based_timestamp: Option<i64>,
     created_ms: i64,
@@ -158,8 +161,10 @@ impl LogSegment {
             .open(&log_path)
             .at(&log_path)?;
         let size = log.metadata().at(&log_path)?.len();
-        let mut segment = Self::with_file(dir, base_offset, log, log_path, size, config, now_ms);
-        segment.max_timestamp_so_far = segment.read_last_time_index_entry()?;
+        let segment = Self::with_file(dir, base_offset, log, log_path, size, config, now_ms);
+        segment
+            .max_timestamp_so_far
+            .set(segment.read_last_time_index_entry()?);
         Ok(segment)
     }
 
@@ -182,10 +187,10 @@ impl LogSegment {
             index_max_bytes: config.segment_index_bytes,
             index_interval_bytes: config.index_interval_bytes,
             bytes_since_last_index_entry: 0,
-            max_timestamp_so_far: TimestampOffset {
+            max_timestamp_so_far: MaxTimestamp::new(TimestampOffset {
                 timestamp: NO_TIMESTAMP,
                 offset: base_offset,
-            },
+            }),
             rolling_based_timestamp: None,
             created_ms: now_ms,
         }
@@ -208,13 +213,14 @@ impl LogSegment {
 
     /// Largest timestamp in the segment, or `None` if no batch carries one.
     pub fn max_timestamp(&self) -> Option<i64> {
-        (self.max_timestamp_so_far.timestamp >= 0).then_some(self.max_timestamp_so_far.timestamp)
+        let ts = self.max_timestamp_so_far.get().timestamp;
+        (ts >= 0).then_some(ts)
     }
 
     /// The largest timestamp and the offset of the batch that carried it (ListOffsets
     /// `MAX_TIMESTAMP`).
     pub fn max_timestamp_and_offset(&self) -> TimestampOffset {
-        self.max_timestamp_so_far
+        self.max_timestamp_so_far.get()
     }
 
     /// What retention by time compares against: the largest timestamp, or the file's
@@ -273,7 +279,7 @@ impl LogSegment {
         let mut entries: Vec<(i64, u64, TimestampOffset)> = Vec::new();
         let mut position = start;
         let mut since = self.bytes_since_last_index_entry;
-        let mut max_ts = self.max_timestamp_so_far;
+        let mut max_ts = self.max_timestamp_so_far.get();
         for b in iter.by_ref() {
             let b = b?;
             if b.base_offset() < self.base_offset {
@@ -307,7 +313,7 @@ impl LogSegment {
         self.log.write_all_at(batches, start).at(&self.log_path)?;
         self.size = position;
         self.bytes_since_last_index_entry = since;
-        self.max_timestamp_so_far = max_ts;
+        self.max_timestamp_so_far.set(max_ts);
         let indexes = self.indexes_mut()?;
         for (last_offset, pos, max_ts_then) in entries {
             indexes.offset.append(last_offset, pos as u32)?;
@@ -498,7 +504,7 @@ impl LogSegment {
             ix.time.reset();
         }
         self.bytes_since_last_index_entry = 0;
-        self.max_timestamp_so_far = TimestampOffset {
+        let mut max_ts = TimestampOffset {
             timestamp: NO_TIMESTAMP,
             offset: self.base_offset,
         };
@@ -537,8 +543,8 @@ impl LogSegment {
                 break;
             }
             visit(&b)?;
-            if b.max_timestamp() > self.max_timestamp_so_far.timestamp {
-                self.max_timestamp_so_far = TimestampOffset {
+            if b.max_timestamp() > max_ts.timestamp {
+                max_ts = TimestampOffset {
                     timestamp: b.max_timestamp(),
                     offset: b.last_offset(),
                 };
@@ -548,7 +554,7 @@ impl LogSegment {
             }
             if self.bytes_since_last_index_entry > self.index_interval_bytes {
                 pending.push((b.last_offset(), pos));
-                time_entries.push(self.max_timestamp_so_far);
+                time_entries.push(max_ts);
                 self.bytes_since_last_index_entry = 0;
             }
             self.bytes_since_last_index_entry += b.size() as u64;
@@ -566,6 +572,7 @@ impl LogSegment {
                 ix.time.maybe_append(t.timestamp, t.offset)?;
             }
         }
+        self.max_timestamp_so_far.set(max_ts);
         let truncated = file_size - valid_end;
         if truncated > 0 {
             self.log.set_len(valid_end).at(&self.log_path)?;
@@ -644,10 +651,11 @@ impl LogSegment {
         self.bytes_since_last_index_entry = 0;
         // The time index no longer covers what was cut: take its last entry, as Kafka does.
         let last = self.with_indexes(|ix| ix.time.last_entry())?;
-        self.max_timestamp_so_far = last.unwrap_or(TimestampOffset {
-            timestamp: NO_TIMESTAMP,
-            offset: self.base_offset,
-        });
+        self.max_timestamp_so_far
+            .set(last.unwrap_or(TimestampOffset {
+                timestamp: NO_TIMESTAMP,
+                offset: self.base_offset,
+            }));
         if self.size == 0 {
             self.rolling_based_timestamp = None;
         }
@@ -668,7 +676,7 @@ impl LogSegment {
     /// Called when the segment stops being the active one: records its max timestamp in the
     /// time index and trims both index files to their entries.
     pub fn on_become_inactive(&mut self) -> Result<()> {
-        let max_ts = self.max_timestamp_so_far;
+        let max_ts = self.max_timestamp_so_far.get();
         let ix = self.indexes_mut()?;
         if max_ts.timestamp >= 0 {
             ix.time.maybe_append(max_ts.timestamp, max_ts.offset)?;
@@ -684,6 +692,28 @@ impl LogSegment {
         let ix = self.indexes_mut()?;
         ix.offset.make_writable(max_bytes)?;
         ix.time.make_writable(max_bytes)?;
+        Ok(())
+    }
+
+    /// Checks the max timestamp read cheaply from the time index at open against what the
+    /// segment can hold (offsets below `next_offset`, the next segment's base or the LEO); when
+    /// it is impossible the index is damaged, and both indexes are rebuilt from the log now.
+    pub fn verify_max_timestamp(&self, next_offset: i64) -> Result<()> {
+        let m = self.max_timestamp_so_far.get();
+        let plausible = m.timestamp >= NO_TIMESTAMP
+            && m.offset >= self.base_offset
+            && (m.offset < next_offset
+                || (m.timestamp == NO_TIMESTAMP && m.offset == self.base_offset));
+        if !plausible {
+            tracing::warn!(segment = %self.log_path.display(), "time index disagrees with the log; rebuilding indexes");
+            let offset_path = self.dir.join(file_name(self.base_offset, INDEX_SUFFIX));
+            let time_path = self
+                .dir
+                .join(file_name(self.base_offset, TIME_INDEX_SUFFIX));
+            let mut guard = self.lock_indexes();
+            *guard = None;
+            *guard = Some(self.rebuild_indexes(&offset_path, &time_path)?);
+        }
         Ok(())
     }
 
@@ -852,6 +882,7 @@ impl LogSegment {
         }
         ix.offset.trim()?;
         ix.time.trim()?;
+        self.max_timestamp_so_far.set(max_ts);
         Ok(ix)
     }
 
@@ -884,6 +915,31 @@ impl LogSegment {
     }
 }
 
+/// A [`TimestampOffset`] readable and writable through `&self`.
+struct MaxTimestamp {
+    timestamp: AtomicI64,
+    offset: AtomicI64,
+}
+
+impl MaxTimestamp {
+    fn new(v: TimestampOffset) -> Self {
+        MaxTimestamp {
+            timestamp: AtomicI64::new(v.timestamp),
+            offset: AtomicI64::new(v.offset),
+        }
+    }
+    fn get(&self) -> TimestampOffset {
+        TimestampOffset {
+            timestamp: self.timestamp.load(Ordering::Relaxed),
+            offset: self.offset.load(Ordering::Relaxed),
+        }
+    }
+    fn set(&self, v: TimestampOffset) {
+        self.timestamp.store(v.timestamp, Ordering::Relaxed);
+        self.offset.store(v.offset, Ordering::Relaxed);
+    }
+}
+
 fn ignore_not_found(e: std::io::Error) -> std::io::Result<()> {
     if e.kind() == std::io::ErrorKind::NotFound {
         Ok(())
@@ -892,9 +948,19 @@ fn ignore_not_found(e: std::io::Error) -> std::io::Result<()> {
     }
 }
 
-/// The first record of `b` at or after `starting_offset` with a timestamp `>= timestamp`.
-/// Uncompressed batches are walked record by record; for compressed ones the batch's base offset
-/// and max timestamp are returned (the consumer then starts at most one batch early).
+/// The first record of `b` at or after `starting_offset` with a timestamp `>= timestamp`, found
+/// as Kafka's `FileRecords.searchForTimestamp` finds it: record by record, compressed batches
+/// after decompressing their records (at most [`MAX_DECOMPRESSED_BATCH_BYTES`]). Under
+/// LogAppendTime every record carries the batch's max timestamp, so the first record at or
+/// after `starting_offset` is the answer and nothing is decompressed.
+///
+/// Falls back to the batch's max timestamp and first offset at or after `starting_offset` (a
+/// consumer starting there reads at most this one batch early) when no record qualifies, and
+/// when the records cannot be decoded. Kafka fails the lookup on an undecodable batch; here one
+/// damaged batch, already past its CRC check at append, does not make the partition's time
+/// lookups fail, and the warning names it.
+///
+/// [`MAX_DECOMPRESSED_BATCH_BYTES`]: crate::compression::MAX_DECOMPRESSED_BATCH_BYTES
 fn first_record_at_or_after(
     b: &RecordBatch<'_>,
     timestamp: i64,
@@ -904,32 +970,37 @@ fn first_record_at_or_after(
         timestamp: b.max_timestamp(),
         offset: b.base_offset().max(starting_offset),
     };
-    if b.timestamp_type() == batch::TimestampType::LogAppendTime
-        || !matches!(b.compression(), Ok(Compression::None))
-    {
+    if b.timestamp_type() == batch::TimestampType::LogAppendTime {
         return whole_batch;
     }
-    let mut rest = b.records_bytes();
-    let mut i: i64 = 0;
-    while let Some((len, used)) = batch::read_varint(rest) {
-        let Some(record) = rest.get(used..used + len.max(0) as usize) else {
-            break;
+    let mut found = None;
+    let walked = crate::compression::for_each_record(
+        b,
+        crate::compression::MAX_DECOMPRESSED_BATCH_BYTES,
+        |r| {
+            let ts = b.base_timestamp().wrapping_add(r.timestamp_delta);
+            let offset = b.base_offset().wrapping_add(i64::from(r.offset_delta));
+            if ts >= timestamp && offset >= starting_offset {
+                found = Some(TimestampOffset {
+                    timestamp: ts,
+                    offset,
+                });
+            }
+            found.is_none()
+        },
+    );
+    if let Err(e) = walked {
+        let what = match b.compression() {
+            Ok(Compression::None) => "malformed records",
+            _ => "undecodable compressed records",
         };
-        rest = &rest[used + len.max(0) as usize..];
-        let Some((ts_delta, _)) = record.get(1..).and_then(batch::read_varlong) else {
-            break;
-        };
-        let ts = b.base_timestamp().wrapping_add(ts_delta);
-        let offset = b.base_offset() + i;
-        if ts >= timestamp && offset >= starting_offset {
-            return TimestampOffset {
-                timestamp: ts,
-                offset,
-            };
-        }
-        i += 1;
+        tracing::warn!(
+            offset = b.base_offset(),
+            error = %e,
+            "{what} in a batch searched by timestamp; answering with the batch's first offset"
+        );
     }
-    whole_batch
+    found.unwrap_or(whole_batch)
 }
 
 /// Reads every batch of the segment file at `path` in order (without checking CRCs; callers
