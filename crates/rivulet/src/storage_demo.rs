@@ -58,11 +58,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     };
     let mut log = PartitionLog::open(&dir, tp.clone(), config.clone(), params)?;
     let template = batch_of(&BatchSpec::default(), args.batch_records, args.record_size);
-    let mut batch = template.clone();
+    let batch = template.clone();
     let batches = args.records.div_ceil(args.batch_records as u64);
     let started = Instant::now();
     for _ in 0..batches {
-        log.append_as_leader(&mut batch, 0, now_ms())?;
+        log.append_as_leader(&batch, 0, now_ms())?;
     }
     log.flush(now_ms())?;
     let append_secs = started.elapsed().as_secs_f64();

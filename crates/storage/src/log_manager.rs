@@ -407,7 +407,7 @@ mod tests {
         let log = m.get_or_create(tp, LogConfig::default(), 0).unwrap();
         let mut log = write_log(&log);
         for _ in 0..batches {
-            log.append_as_leader(&mut batch_of(&BatchSpec::default(), 3, 50), 0, 0)
+            log.append_as_leader(&batch_of(&BatchSpec::default(), 3, 50), 0, 0)
                 .unwrap();
         }
         let leo = log.log_end_offset();

@@ -23,12 +23,18 @@ pub struct ValidatedBatch {
     pub max_timestamp: i64,
     /// Size in bytes.
     pub size: usize,
+    /// Set when `maxTimestamp` and the timestamp type must be rewritten before the batch is
+    /// stored (a `LogAppendTime` topic, or a producer's wrong header): the CRC then changes,
+    /// so the batch cannot be written as it arrived.
+    pub rewrite_timestamp: Option<TimestampType>,
 }
 
-/// Checks `bytes`, which must hold exactly one v2 batch from a client, against `config`, and
-/// applies the topic's timestamp type. Does not assign offsets (see [`assign_offsets`]).
+/// Checks `bytes`, which must hold exactly one v2 batch from a client, against `config`,
+/// without changing them; what must change before storing is in the result (offsets always,
+/// see [`assign_offsets`]; the timestamp header sometimes, see
+/// [`ValidatedBatch::rewrite_timestamp`] and [`apply_timestamp_rewrite`]).
 pub fn validate_client_batch(
-    bytes: &mut [u8],
+    bytes: &[u8],
     config: &LogConfig,
     now_ms: i64,
 ) -> Result<ValidatedBatch> {
@@ -78,19 +84,14 @@ pub fn validate_client_batch(
         };
         (count, delta, max_ts)
     };
-    let max_timestamp = match config.message_timestamp_type {
-        TimestampType::LogAppendTime => {
-            batch::set_max_timestamp(bytes, TimestampType::LogAppendTime, now_ms);
-            now_ms
-        }
+    let (max_timestamp, rewrite_timestamp) = match config.message_timestamp_type {
+        TimestampType::LogAppendTime => (now_ms, Some(TimestampType::LogAppendTime)),
         TimestampType::CreateTime => {
             check_timestamp(max_ts, config, now_ms)?;
             let b = RecordBatch::new(bytes)?;
-            if b.max_timestamp() != max_ts || b.timestamp_type() != TimestampType::CreateTime {
-                // A producer's wrong header is corrected, as Kafka does.
-                batch::set_max_timestamp(bytes, TimestampType::CreateTime, max_ts);
-            }
-            max_ts
+            // A producer's wrong header is corrected, as Kafka does.
+            let wrong = b.max_timestamp() != max_ts || b.timestamp_type() != TimestampType::CreateTime;
+            (max_ts, wrong.then_some(TimestampType::CreateTime))
         }
     };
     Ok(ValidatedBatch {
@@ -98,6 +99,7 @@ pub fn validate_client_batch(
         last_offset_delta: delta,
         max_timestamp,
         size: bytes.len(),
+        rewrite_timestamp,
     })
 }
 
@@ -123,6 +125,13 @@ fn check_timestamp(ts: i64, config: &LogConfig, now_ms: i64) -> Result<()> {
     Ok(())
 }
 
+/// Applies [`ValidatedBatch::rewrite_timestamp`] to a copy of the batch the caller owns.
+pub fn apply_timestamp_rewrite(bytes: &mut [u8], validated: &ValidatedBatch) {
+    if let Some(timestamp_type) = validated.rewrite_timestamp {
+        batch::set_max_timestamp(bytes, timestamp_type, validated.max_timestamp);
+    }
+}
+
 /// Writes the leader's base offset and epoch into the batch, in place.
 pub fn assign_offsets(bytes: &mut [u8], base_offset: i64, leader_epoch: i32) {
     batch::set_base_offset(bytes, base_offset);
@@ -141,7 +150,7 @@ mod tests {
     #[test]
     fn accepts_a_good_batch_and_keeps_crc_valid() {
         let mut b = build_batch(&BatchSpec::default(), &[b"a", b"b"]);
-        let v = validate_client_batch(&mut b, &cfg(), 1_700_000_000_500).unwrap();
+        let v = validate_client_batch(&b, &cfg(), 1_700_000_000_500).unwrap();
         assert_eq!((v.records, v.last_offset_delta), (2, 1));
         assign_offsets(&mut b, 1234, 9);
         let view = RecordBatch::new(&b).unwrap();
@@ -151,26 +160,26 @@ mod tests {
 
     #[test]
     fn too_large_is_message_too_large() {
-        let mut b = batch_of(&BatchSpec::default(), 10, 200);
+        let b = batch_of(&BatchSpec::default(), 10, 200);
         let c = LogConfig {
             max_message_bytes: 1000,
             ..cfg()
         };
         assert!(matches!(
-            validate_client_batch(&mut b, &c, 0),
+            validate_client_batch(&b, &c, 0),
             Err(StorageError::MessageTooLarge { .. })
         ));
     }
 
     #[test]
     fn larger_than_a_segment_is_record_list_too_large() {
-        let mut b = batch_of(&BatchSpec::default(), 10, 200);
+        let b = batch_of(&BatchSpec::default(), 10, 200);
         let c = LogConfig {
             segment_bytes: 1000,
             ..cfg()
         };
         assert!(matches!(
-            validate_client_batch(&mut b, &c, 0),
+            validate_client_batch(&b, &c, 0),
             Err(StorageError::RecordListTooLarge { .. })
         ));
     }
@@ -181,7 +190,7 @@ mod tests {
         let n = b.len();
         b[n - 3] ^= 1;
         assert!(matches!(
-            validate_client_batch(&mut b, &cfg(), 0),
+            validate_client_batch(&b, &cfg(), 0),
             Err(StorageError::CorruptMessage(_))
         ));
     }
@@ -189,9 +198,9 @@ mod tests {
     #[test]
     fn two_batches_are_invalid() {
         let a = build_batch(&BatchSpec::default(), &[b"abc"]);
-        let mut two = [a.clone(), a].concat();
+        let two = [a.clone(), a].concat();
         assert!(matches!(
-            validate_client_batch(&mut two, &cfg(), 0),
+            validate_client_batch(&two, &cfg(), 0),
             Err(StorageError::InvalidRecord(_))
         ));
     }
@@ -204,9 +213,9 @@ mod tests {
             base_sequence: -1,
             ..Default::default()
         };
-        let mut b = build_batch(&spec, &[b"x"]);
+        let b = build_batch(&spec, &[b"x"]);
         assert!(matches!(
-            validate_client_batch(&mut b, &cfg(), 0),
+            validate_client_batch(&b, &cfg(), 0),
             Err(StorageError::InvalidRecord(_))
         ));
     }
@@ -218,8 +227,10 @@ mod tests {
             message_timestamp_type: TimestampType::LogAppendTime,
             ..cfg()
         };
-        let v = validate_client_batch(&mut b, &c, 42).unwrap();
+        let v = validate_client_batch(&b, &c, 42).unwrap();
         assert_eq!(v.max_timestamp, 42);
+        assert_eq!(v.rewrite_timestamp, Some(TimestampType::LogAppendTime));
+        apply_timestamp_rewrite(&mut b, &v);
         let view = RecordBatch::new(&b).unwrap();
         assert_eq!(view.timestamp_type(), TimestampType::LogAppendTime);
         view.verify_crc().unwrap();
@@ -227,14 +238,14 @@ mod tests {
 
     #[test]
     fn timestamps_out_of_range_are_refused() {
-        let mut b = build_batch(&BatchSpec::default(), &[b"x"]);
+        let b = build_batch(&BatchSpec::default(), &[b"x"]);
         let c = LogConfig {
             message_timestamp_before_max_ms: 1000,
             ..cfg()
         };
         let now = BatchSpec::default().base_timestamp + 5000;
         assert!(matches!(
-            validate_client_batch(&mut b, &c, now),
+            validate_client_batch(&b, &c, now),
             Err(StorageError::InvalidTimestamp(_))
         ));
     }

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use crate::batch::{BatchIter, RecordBatch};
 use crate::config::LogConfig;
 use crate::leader_epoch_cache::LeaderEpochCache;
-use crate::log_validator::{assign_offsets, validate_client_batch};
+use crate::log_validator::{apply_timestamp_rewrite, assign_offsets, validate_client_batch};
 use crate::producer_state::{AppendCheck, ProducerStateManager};
 use crate::segment::{FileSlice, LogSegment};
 use crate::time_index::TimestampOffset;
@@ -153,13 +153,14 @@ impl PartitionLog {
             .ok_or_else(|| StorageError::corrupt_file(&self.dir, "log has no segment"))
     }
 
-    /// Validates a producer's batch (exactly one, magic 2), checks its producer's sequence,
-    /// assigns offsets from the LEO and `leader_epoch` in place, and appends it. A retried batch
+    /// Validates a producer's batch (exactly one, magic 2), checks its producer's sequence, and
+    /// appends it with offsets from the LEO and `leader_epoch` written on the way to disk (the
+    /// caller's bytes are not modified; see [`LogSegment::append_with_offsets`]). A retried batch
     /// already in the log returns its original offsets with `duplicate` set. On any error the log
     /// is unchanged.
     pub fn append_as_leader(
         &mut self,
-        records: &mut [u8],
+        records: &[u8],
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<LogAppendInfo> {
@@ -174,12 +175,10 @@ impl PartitionLog {
             )
         };
         if producer_id >= 0 {
-            if let AppendCheck::Duplicate(meta) = self.producer_state.check_append(
-                producer_id,
-                producer_epoch,
-                first_seq,
-                last_seq,
-            )? {
+            if let AppendCheck::Duplicate(meta) =
+                self.producer_state
+                    .check_append(producer_id, producer_epoch, first_seq, last_seq)?
+            {
                 return Ok(LogAppendInfo {
                     first_offset: meta.first_offset,
                     last_offset: meta.last_offset,
@@ -192,14 +191,22 @@ impl PartitionLog {
         }
         let first_offset = self.log_end_offset;
         let last_offset = first_offset + i64::from(validated.last_offset_delta);
-        assign_offsets(records, first_offset, leader_epoch);
         self.maybe_roll(
             records.len() as u64,
             last_offset,
             validated.max_timestamp,
             now_ms,
         )?;
-        self.active_segment()?.append(records)?;
+        if validated.rewrite_timestamp.is_some() {
+            // The CRC changes: the batch is copied once, rewritten, and written whole.
+            let mut owned = records.to_vec();
+            apply_timestamp_rewrite(&mut owned, &validated);
+            assign_offsets(&mut owned, first_offset, leader_epoch);
+            self.active_segment()?.append(&owned)?;
+        } else {
+            self.active_segment()?
+                .append_with_offsets(records, first_offset, leader_epoch)?;
+        }
         if leader_epoch >= 0 && self.leader_epoch_cache.latest_epoch() != Some(leader_epoch) {
             self.leader_epoch_cache.assign(leader_epoch, first_offset)?;
         }

@@ -69,8 +69,8 @@ fn appends_assign_contiguous_offsets_and_read_back() {
     let mut log = open(dir.path(), small_config(), true);
     for i in 0..300 {
         let leo = log.log_end_offset();
-        let mut b = tagged("v", 1 + i % 4, &BatchSpec::default());
-        let info = log.append_as_leader(&mut b, 3, NOW).unwrap();
+        let b = tagged("v", 1 + i % 4, &BatchSpec::default());
+        let info = log.append_as_leader(&b, 3, NOW).unwrap();
         assert_eq!(
             (info.first_offset, info.last_offset),
             (leo, leo + (i % 4) as i64)
@@ -94,9 +94,9 @@ fn reads_stop_at_the_upper_bound_and_honour_max_bytes() {
     let mut log = open(dir.path(), LogConfig::default(), true);
     let mut sizes = Vec::new();
     for _ in 0..10 {
-        let mut b = batch_of(&BatchSpec::default(), 5, 100);
+        let b = batch_of(&BatchSpec::default(), 5, 100);
         sizes.push(b.len() as u64);
-        log.append_as_leader(&mut b, 0, NOW).unwrap();
+        log.append_as_leader(&b, 0, NOW).unwrap();
     }
     // Upper bound 25 = the start of the 6th batch: five batches visible.
     let slice = log.read(0, 1 << 20, 25, false).unwrap().unwrap();
@@ -132,7 +132,7 @@ fn finds_offsets_by_timestamp() {
             ..BatchSpec::default()
         };
         // Records i*3 .. i*3+2 have timestamps NOW + i*1000 + 0..2.
-        log.append_as_leader(&mut tagged("t", 3, &spec), 0, NOW)
+        log.append_as_leader(&tagged("t", 3, &spec), 0, NOW)
             .unwrap();
     }
     let found = log.find_offset_by_timestamp(NOW + 10_001).unwrap().unwrap();
@@ -159,12 +159,12 @@ fn idempotent_retries_are_deduplicated_and_gaps_refused() {
         ..BatchSpec::default()
     };
     let first = log
-        .append_as_leader(&mut tagged("a", 3, &spec(0)), 0, NOW)
+        .append_as_leader(&tagged("a", 3, &spec(0)), 0, NOW)
         .unwrap();
-    log.append_as_leader(&mut tagged("b", 2, &spec(3)), 0, NOW)
+    log.append_as_leader(&tagged("b", 2, &spec(3)), 0, NOW)
         .unwrap();
     let retry = log
-        .append_as_leader(&mut tagged("a", 3, &spec(0)), 0, NOW)
+        .append_as_leader(&tagged("a", 3, &spec(0)), 0, NOW)
         .unwrap();
     assert!(retry.duplicate);
     assert_eq!(
@@ -173,7 +173,7 @@ fn idempotent_retries_are_deduplicated_and_gaps_refused() {
     );
     assert_eq!(log.log_end_offset(), 5);
     assert!(matches!(
-        log.append_as_leader(&mut tagged("c", 1, &spec(9)), 0, NOW),
+        log.append_as_leader(&tagged("c", 1, &spec(9)), 0, NOW),
         Err(StorageError::OutOfOrderSequence { .. })
     ));
     assert_eq!(
@@ -195,7 +195,7 @@ fn producer_state_survives_restart_and_crash() {
     {
         let mut log = open(dir.path(), small_config(), true);
         for i in 0..30 {
-            log.append_as_leader(&mut tagged("p", 2, &spec(i * 2)), 0, NOW)
+            log.append_as_leader(&tagged("p", 2, &spec(i * 2)), 0, NOW)
                 .unwrap();
         }
         log.close(NOW).unwrap();
@@ -203,19 +203,19 @@ fn producer_state_survives_restart_and_crash() {
     {
         let mut log = open(dir.path(), small_config(), true);
         let dup = log
-            .append_as_leader(&mut tagged("p", 2, &spec(58)), 0, NOW)
+            .append_as_leader(&tagged("p", 2, &spec(58)), 0, NOW)
             .unwrap();
         assert!(
             dup.duplicate,
             "the last batch before the restart is recognised"
         );
-        log.append_as_leader(&mut tagged("p", 2, &spec(60)), 0, NOW)
+        log.append_as_leader(&tagged("p", 2, &spec(60)), 0, NOW)
             .unwrap();
         // Dropped without close: as after kill -9.
     }
     let mut log = open(dir.path(), small_config(), false);
     let dup = log
-        .append_as_leader(&mut tagged("p", 2, &spec(60)), 0, NOW)
+        .append_as_leader(&tagged("p", 2, &spec(60)), 0, NOW)
         .unwrap();
     assert!(
         dup.duplicate,
@@ -230,7 +230,7 @@ fn follower_append_keeps_leader_offsets_and_epochs() {
     let mut leader = open(leader_dir.path(), small_config(), true);
     for epoch in [1, 1, 2, 2, 2, 5] {
         leader
-            .append_as_leader(&mut tagged("x", 4, &BatchSpec::default()), epoch, NOW)
+            .append_as_leader(&tagged("x", 4, &BatchSpec::default()), epoch, NOW)
             .unwrap();
     }
     let mut follower = open(dir.path(), small_config(), true);
@@ -268,7 +268,7 @@ fn truncation_removes_the_tail_and_its_epochs() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(dir.path(), small_config(), true);
     for i in 0..60 {
-        log.append_as_leader(&mut tagged("x", 3, &BatchSpec::default()), i / 20, NOW)
+        log.append_as_leader(&tagged("x", 3, &BatchSpec::default()), i / 20, NOW)
             .unwrap();
     }
     log.set_high_watermark(150);
@@ -278,7 +278,7 @@ fn truncation_removes_the_tail_and_its_epochs() {
     assert_eq!(log.leader_epoch_cache().latest_epoch(), Some(1));
     assert_eq!(read_all(&log, 0).last().unwrap().1, 89);
     let info = log
-        .append_as_leader(&mut tagged("y", 2, &BatchSpec::default()), 4, NOW)
+        .append_as_leader(&tagged("y", 2, &BatchSpec::default()), 4, NOW)
         .unwrap();
     assert_eq!(info.first_offset, 90);
     drop(log);
@@ -292,13 +292,13 @@ fn truncation_below_log_start_empties_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(dir.path(), small_config(), true);
     for _ in 0..10 {
-        log.append_as_leader(&mut tagged("x", 2, &BatchSpec::default()), 0, NOW)
+        log.append_as_leader(&tagged("x", 2, &BatchSpec::default()), 0, NOW)
             .unwrap();
     }
     log.truncate_fully_and_start_at(500, NOW).unwrap();
     assert_eq!((log.log_start_offset(), log.log_end_offset()), (500, 500));
     let info = log
-        .append_as_leader(&mut tagged("x", 1, &BatchSpec::default()), 1, NOW)
+        .append_as_leader(&tagged("x", 1, &BatchSpec::default()), 1, NOW)
         .unwrap();
     assert_eq!(info.first_offset, 500);
 }
@@ -310,7 +310,7 @@ fn retention_by_bytes_and_time_deletes_whole_segments_below_the_high_watermark()
     config.retention_bytes = 40 * 1024;
     let mut log = open(dir.path(), config.clone(), true);
     for _ in 0..200 {
-        log.append_as_leader(&mut batch_of(&BatchSpec::default(), 4, 100), 0, NOW)
+        log.append_as_leader(&batch_of(&BatchSpec::default(), 4, 100), 0, NOW)
             .unwrap();
     }
     let before = log.segment_count();
@@ -343,7 +343,7 @@ fn retention_by_bytes_and_time_deletes_whole_segments_below_the_high_watermark()
     );
     assert_eq!(log.log_start_offset(), log.log_end_offset());
     let info = log
-        .append_as_leader(&mut tagged("x", 1, &BatchSpec::default()), 0, NOW)
+        .append_as_leader(&tagged("x", 1, &BatchSpec::default()), 0, NOW)
         .unwrap();
     assert_eq!(info.first_offset, 800);
 }
@@ -353,7 +353,7 @@ fn log_start_offset_moves_forward_but_not_past_the_high_watermark() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(dir.path(), small_config(), true);
     for _ in 0..100 {
-        log.append_as_leader(&mut batch_of(&BatchSpec::default(), 4, 100), 0, NOW)
+        log.append_as_leader(&batch_of(&BatchSpec::default(), 4, 100), 0, NOW)
             .unwrap();
     }
     log.set_high_watermark(300);
@@ -381,7 +381,7 @@ fn clean_restart_keeps_everything_and_resumes_appends() {
     {
         let mut log = open(dir.path(), small_config(), true);
         for i in 0..80 {
-            log.append_as_leader(&mut tagged("r", 1 + i % 3, &BatchSpec::default()), 0, NOW)
+            log.append_as_leader(&tagged("r", 1 + i % 3, &BatchSpec::default()), 0, NOW)
                 .unwrap();
         }
         before = read_all(&log, 0);
@@ -390,7 +390,7 @@ fn clean_restart_keeps_everything_and_resumes_appends() {
     let mut log = open(dir.path(), small_config(), true);
     assert_eq!(read_all(&log, 0), before);
     let info = log
-        .append_as_leader(&mut tagged("r", 1, &BatchSpec::default()), 0, NOW)
+        .append_as_leader(&tagged("r", 1, &BatchSpec::default()), 0, NOW)
         .unwrap();
     assert_eq!(info.first_offset, before.last().unwrap().1 + 1);
 }
@@ -427,7 +427,7 @@ proptest! {
             let l = log.as_mut().unwrap();
             match op {
                 Op::Append(n) => {
-                    let info = l.append_as_leader(&mut tagged("m", n, &BatchSpec::default()), 0, NOW).unwrap();
+                    let info = l.append_as_leader(&tagged("m", n, &BatchSpec::default()), 0, NOW).unwrap();
                     model.push((info.first_offset, info.last_offset));
                 }
                 Op::Roll => {
@@ -468,12 +468,12 @@ fn segment_ms_counts_record_time_not_wall_time() {
     // Timestamps a year before "now": no roll while they stay within segment.ms of each other.
     let old = NOW - 365 * 24 * 3600 * 1000;
     for i in 0..10 {
-        log.append_as_leader(&mut tagged("o", 1, &at(old + i * 1000)), 0, NOW)
+        log.append_as_leader(&tagged("o", 1, &at(old + i * 1000)), 0, NOW)
             .unwrap();
     }
     assert_eq!(log.segment_count(), 1);
     // A batch more than segment.ms after the segment's first timestamp rolls.
-    log.append_as_leader(&mut tagged("o", 1, &at(old + 61_000)), 0, NOW)
+    log.append_as_leader(&tagged("o", 1, &at(old + 61_000)), 0, NOW)
         .unwrap();
     assert_eq!(log.segment_base_offsets(), vec![0, 10]);
 }

@@ -730,8 +730,8 @@ fn corrupt_producer_snapshots_are_skipped_and_the_state_is_rebuilt_from_the_log(
                 }
             }
             // A retry of the last batch is still recognised, and the producer can go on.
-            let mut retry = batch_for(&producer_spec(last_sequence), last_info.first_offset, &lens);
-            let info = log.append_as_leader(&mut retry, 0, NOW_MS).expect("retry");
+            let retry = batch_for(&producer_spec(last_sequence), last_info.first_offset, &lens);
+            let info = log.append_as_leader(&retry, 0, NOW_MS).expect("retry");
             assert!(
                 info.duplicate,
                 "a retry of the last batch must be detected after the rebuild"

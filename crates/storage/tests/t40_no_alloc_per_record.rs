@@ -88,12 +88,12 @@ fn open(dir: &std::path::Path) -> PartitionLog {
 /// once: the leader-epoch cache entry, the first index entries, a producer's state.
 fn max_append_allocations(log: &mut PartitionLog, mut next_batch: impl FnMut() -> Vec<u8>) -> u64 {
     for _ in 0..2 {
-        log.append_as_leader(&mut next_batch(), 0, NOW).unwrap();
+        log.append_as_leader(&next_batch(), 0, NOW).unwrap();
     }
     (0..ROUNDS)
         .map(|_| {
-            let mut batch = next_batch();
-            allocations_in(|| log.append_as_leader(&mut batch, 0, NOW).unwrap()).0
+            let batch = next_batch();
+            allocations_in(|| log.append_as_leader(&batch, 0, NOW).unwrap()).0
         })
         .max()
         .unwrap_or_default()
@@ -149,7 +149,7 @@ fn reads_allocate_the_same_for_one_batch_and_a_megabyte() {
     // Batches of 16 records of 100 bytes: a 1 MiB read covers about 9,000 records.
     let batch = batch_of(&BatchSpec::default(), 16, 100);
     while log.size_in_bytes() < 2 << 20 {
-        log.append_as_leader(&mut batch.clone(), 0, NOW).unwrap();
+        log.append_as_leader(&batch.clone(), 0, NOW).unwrap();
     }
     log.set_high_watermark(log.log_end_offset());
     let hw = log.high_watermark();

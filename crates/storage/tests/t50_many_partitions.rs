@@ -28,14 +28,14 @@ fn thousands_of_partitions_cost_one_descriptor_each() {
     let dirs = vec![dir.path().to_path_buf()];
     let fds_before = open_fds();
     let rss_before = rss_kib();
-    let mut batch = batch_of(&BatchSpec::default(), 4, 100);
+    let batch = batch_of(&BatchSpec::default(), 4, 100);
     {
         let t = std::time::Instant::now();
         let manager = LogManager::open(&dirs, |_| LogConfig::default(), 8, 0).unwrap();
         for p in 0..PARTITIONS {
             let tp = TopicPartition::new("many", p);
             let log = manager.get_or_create(&tp, LogConfig::default(), 0).unwrap();
-            write_log(&log).append_as_leader(&mut batch, 0, 0).unwrap();
+            write_log(&log).append_as_leader(&batch, 0, 0).unwrap();
         }
         println!("create+append {:?}", t.elapsed());
         let fds = open_fds() - fds_before;

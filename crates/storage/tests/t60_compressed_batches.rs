@@ -76,8 +76,8 @@ fn compressed_batches_are_stored_as_they_arrived() {
         let mut sent = Vec::new();
         for k in 0..5 {
             let original = batch(k, codec);
-            let mut appended = original.clone();
-            let info = log.append_as_leader(&mut appended, 4, NOW).unwrap();
+            let appended = original.clone();
+            let info = log.append_as_leader(&appended, 4, NOW).unwrap();
             assert_eq!(info.first_offset, k * RECORDS as i64);
             sent.push(original);
         }
@@ -115,7 +115,7 @@ fn time_lookup_is_exact_inside_compressed_batches() {
         let dir = tempfile::tempdir().unwrap();
         let mut log = open(dir.path(), config());
         for k in 0..5 {
-            log.append_as_leader(&mut batch(k, codec), 0, NOW).unwrap();
+            log.append_as_leader(&batch(k, codec), 0, NOW).unwrap();
         }
         for k in 0..5i64 {
             for i in [0i64, 1, 17, RECORDS as i64 - 1] {
@@ -151,7 +151,7 @@ fn time_lookup_inside_a_compressed_batch_respects_the_log_start_offset() {
         let dir = tempfile::tempdir().unwrap();
         let mut log = open(dir.path(), config());
         for k in 0..3 {
-            log.append_as_leader(&mut batch(k, codec), 0, NOW).unwrap();
+            log.append_as_leader(&batch(k, codec), 0, NOW).unwrap();
         }
         log.set_high_watermark(log.log_end_offset());
         // DeleteRecords into the middle of the second batch.
@@ -187,7 +187,7 @@ fn log_append_time_batches_answer_with_their_first_record() {
             },
         );
         for k in 0..3 {
-            log.append_as_leader(&mut batch(k, codec), 0, NOW + 1000 * k)
+            log.append_as_leader(&batch(k, codec), 0, NOW + 1000 * k)
                 .unwrap();
         }
         // Every record of batch k carries the append time NOW + 1000 k, as in Kafka.
@@ -213,7 +213,7 @@ fn a_compressed_batch_that_does_not_decode_falls_back_to_its_first_offset() {
     {
         let mut log = open(dir.path(), config());
         for k in 0..3 {
-            log.append_as_leader(&mut batch(k, Compression::Zstd), 0, NOW)
+            log.append_as_leader(&batch(k, Compression::Zstd), 0, NOW)
                 .unwrap();
         }
         log.close(NOW).unwrap();

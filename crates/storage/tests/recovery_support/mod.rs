@@ -43,7 +43,7 @@ pub fn append_batch(
     let first = log.log_end_offset();
     let mut batch = batch_for(spec, first, value_lens);
     let info = log
-        .append_as_leader(&mut batch, epoch, now_ms)
+        .append_as_leader(&batch, epoch, now_ms)
         .unwrap_or_else(|e| {
             panic!(
                 "append of {} records at {first} failed: {e}",
@@ -56,6 +56,9 @@ pub fn append_batch(
     );
     assert_eq!(info.first_offset, first, "append did not start at the LEO");
     assert_eq!(info.last_offset, first + value_lens.len() as i64 - 1);
+    // What is on disk: the same bytes with the leader's offset and epoch (the append writes
+    // them on the way to disk and leaves the caller's buffer alone).
+    rivulet_storage::log_validator::assign_offsets(&mut batch, info.first_offset, epoch);
     (info, batch)
 }
 
