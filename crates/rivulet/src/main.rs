@@ -1,9 +1,10 @@
 //! The `rivulet` binary: one executable for the server and the operator tools.
 //!
-//! Until the broker lands, it carries the storage tools: `dump-log` (Kafka's
-//! `kafka-dump-log.sh --files`) and `storage-demo`, which exercises the partition log end to end.
+//! `rivulet server` runs a broker; `dump-log` (Kafka's `kafka-dump-log.sh --files`) and
+//! `storage-demo` are storage tools.
 
 mod dump_log;
+mod server;
 mod storage_demo;
 
 use clap::{Parser, Subcommand};
@@ -19,6 +20,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run a broker (single node on 127.0.0.1:9092 with no configuration).
+    Server(server::Args),
     /// Print the batches of `.log` segments and the entries of `.index`/`.timeindex` files.
     DumpLog(dump_log::Args),
     /// Append records to a partition log, reopen it (recovering it), read everything back and
@@ -34,6 +37,7 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
+        Command::Server(args) => server::run(&args),
         Command::DumpLog(args) => dump_log::run(&args),
         Command::StorageDemo(args) => storage_demo::run(&args),
     }

@@ -1,0 +1,127 @@
+//! One handler per Kafka API, and the dispatcher that routes a decoded request to it and encodes
+//! the reply. Handlers read metadata from the lock-free image and never hold a lock across an
+//! `.await`.
+
+mod api_versions;
+mod create_topics;
+mod delete_topics;
+mod describe_cluster;
+mod describe_configs;
+mod fetch;
+mod init_producer_id;
+mod list_offsets;
+mod metadata;
+mod produce;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use rivulet_protocol::kafka_protocol::messages::{RequestKind, ResponseKind};
+use rivulet_protocol::kafka_protocol::protocol::StrBytes;
+use rivulet_protocol::{api_versions as table, encode_legacy_produce_response, encode_response, Request, RequestBody};
+
+use crate::broker::BrokerState;
+
+/// Who sent a request and through which listener.
+#[derive(Debug, Clone)]
+pub struct ConnectionInfo {
+    /// Name of the listener the client connected through (its advertised address is what the
+    /// client is told about this broker).
+    pub listener: Arc<str>,
+    /// The client's address.
+    pub peer: SocketAddr,
+}
+
+/// What the connection does after a request.
+#[derive(Debug)]
+pub enum Reply {
+    /// Send this length-prefixed response.
+    Frame(Bytes),
+    /// Send nothing (Produce with acks=0).
+    Nothing,
+    /// Close the connection, for this reason (logged by the connection).
+    Close(String),
+}
+
+/// A request with where it came from.
+#[derive(Debug)]
+pub struct RequestContext {
+    /// The decoded request.
+    pub request: Request,
+    /// The connection it arrived on.
+    pub connection: ConnectionInfo,
+}
+
+/// Routes `ctx` to its handler and encodes the response.
+pub async fn dispatch(state: &BrokerState, ctx: RequestContext) -> Reply {
+    let RequestContext { request, connection } = ctx;
+    let correlation_id = request.correlation_id();
+    let key = request.api_key;
+    let version = request.api_version;
+    if !table::is_supported(key, version) {
+        return Reply::Close(format!("{key:?} v{version} is not supported"));
+    }
+    let response = match request.body {
+        RequestBody::LegacyProduce(req) => {
+            let resp = produce::handle_legacy(&req);
+            let mut out = BytesMut::new();
+            return match encode_legacy_produce_response(correlation_id, version, &resp, &mut out) {
+                Ok(()) if req.acks == 0 => Reply::Close("acks=0 produce in an old message format".into()),
+                Ok(()) => Reply::Frame(out.freeze()),
+                Err(e) => Reply::Close(format!("cannot encode the response: {e}")),
+            };
+        }
+        RequestBody::Kafka(RequestKind::ApiVersions(req)) => ResponseKind::ApiVersions(api_versions::handle(req)),
+        RequestBody::Kafka(RequestKind::Metadata(req)) => {
+            ResponseKind::Metadata(metadata::handle(state, &connection, req, version).await)
+        }
+        RequestBody::Kafka(RequestKind::Produce(req)) => {
+            let acks = req.acks;
+            let resp = produce::handle(state, req, version).await;
+            if acks == 0 {
+                // Kafka sends no response to acks=0 and signals a failure by closing.
+                return match produce::first_error(&resp) {
+                    Some(e) => Reply::Close(format!("acks=0 produce failed: {e:?}")),
+                    None => Reply::Nothing,
+                };
+            }
+            ResponseKind::Produce(resp)
+        }
+        RequestBody::Kafka(RequestKind::Fetch(req)) => ResponseKind::Fetch(fetch::handle(state, req, version).await),
+        RequestBody::Kafka(RequestKind::ListOffsets(req)) => {
+            ResponseKind::ListOffsets(list_offsets::handle(state, req, version).await)
+        }
+        RequestBody::Kafka(RequestKind::CreateTopics(req)) => {
+            ResponseKind::CreateTopics(create_topics::handle(state, req, version).await)
+        }
+        RequestBody::Kafka(RequestKind::DeleteTopics(req)) => {
+            ResponseKind::DeleteTopics(delete_topics::handle(state, req, version).await)
+        }
+        RequestBody::Kafka(RequestKind::InitProducerId(req)) => {
+            ResponseKind::InitProducerId(init_producer_id::handle(state, req).await)
+        }
+        RequestBody::Kafka(RequestKind::DescribeConfigs(req)) => {
+            ResponseKind::DescribeConfigs(describe_configs::handle(state, req))
+        }
+        RequestBody::Kafka(RequestKind::DescribeCluster(req)) => {
+            ResponseKind::DescribeCluster(describe_cluster::handle(state, &connection, req))
+        }
+        RequestBody::Kafka(_) => return Reply::Close(format!("no handler for {key:?} v{version}")),
+    };
+    let mut out = BytesMut::new();
+    match encode_response(correlation_id, key, version, &response, &mut out) {
+        Ok(()) => Reply::Frame(out.freeze()),
+        Err(e) => Reply::Close(format!("cannot encode the {key:?} v{version} response: {e}")),
+    }
+}
+
+/// A `StrBytes` from a `&str`.
+pub(crate) fn str_bytes(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_owned())
+}
+
+/// A Kafka error message field.
+pub(crate) fn message(e: impl std::fmt::Display) -> Option<StrBytes> {
+    Some(StrBytes::from_string(e.to_string()))
+}

@@ -1,0 +1,90 @@
+//! Produce: appends each partition's batch as leader. Batches go to the log as the bytes that
+//! arrived (see `PartitionLog::append_as_leader`). acks=all behaves as acks=1 until replication
+//! exists: with one replica the high watermark moves with every append.
+
+use futures::future::join_all;
+use rivulet_protocol::kafka_protocol::messages::produce_response::{
+    PartitionProduceResponse, TopicProduceResponse,
+};
+use rivulet_protocol::kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use rivulet_protocol::kafka_protocol::ResponseError;
+use rivulet_protocol::{LegacyProduceRequest, LegacyProduceResponse};
+use rivulet_storage::TopicPartition;
+
+use super::message;
+use crate::broker::BrokerState;
+use crate::error::storage_error_code;
+use crate::now_ms;
+
+/// Appends every partition's records and reports offsets or errors per partition.
+pub async fn handle(state: &BrokerState, req: ProduceRequest, version: i16) -> ProduceResponse {
+    let acks_ok = matches!(req.acks, -1..=1);
+    let image = state.store.image();
+    let mut topics = Vec::with_capacity(req.topic_data.len());
+    for topic in req.topic_data {
+        let name = topic.name.0.to_string();
+        let appends = topic.partition_data.into_iter().map(|p| {
+            let tp = TopicPartition::new(name.clone(), p.index);
+            let image = &image;
+            async move {
+                let failed = |e: ResponseError, msg: Option<String>| {
+                    PartitionProduceResponse::default()
+                        .with_index(tp.partition)
+                        .with_error_code(e.code())
+                        .with_base_offset(-1)
+                        .with_log_append_time_ms(-1)
+                        .with_log_start_offset(-1)
+                        .with_error_message(if version >= 8 { msg.and_then(message) } else { None })
+                };
+                if !acks_ok {
+                    return failed(ResponseError::InvalidRequiredAcks, None);
+                }
+                let led_here = image
+                    .topics
+                    .get(&tp.topic)
+                    .and_then(|t| t.partitions.get(tp.partition as usize))
+                    .map(|p| p.leader == state.config.node_id);
+                let partition = match (led_here, state.replicas.get(&tp)) {
+                    (None, _) => return failed(ResponseError::UnknownTopicOrPartition, None),
+                    (Some(true), Some(partition)) => partition,
+                    _ => return failed(ResponseError::NotLeaderOrFollower, None),
+                };
+                let Some(records) = p.records else {
+                    return failed(ResponseError::InvalidRecord, Some("no records".into()));
+                };
+                match partition.append_as_leader(records, now_ms()).await {
+                    Ok(info) => PartitionProduceResponse::default()
+                        .with_index(tp.partition)
+                        .with_base_offset(info.first_offset)
+                        .with_log_append_time_ms(info.log_append_time)
+                        .with_log_start_offset(info.log_start_offset),
+                    Err(e) => {
+                        tracing::debug!(partition = %tp, error = %e, "produce refused");
+                        failed(storage_error_code(&e), Some(e.to_string()))
+                    }
+                }
+            }
+        });
+        let partition_responses = join_all(appends).await;
+        topics.push(
+            TopicProduceResponse::default()
+                .with_name(topic.name)
+                .with_topic_id(topic.topic_id)
+                .with_partition_responses(partition_responses),
+        );
+    }
+    ProduceResponse::default().with_responses(topics)
+}
+
+/// The first partition error of a response, if any (acks=0 closes the connection on one).
+pub fn first_error(resp: &ProduceResponse) -> Option<ResponseError> {
+    resp.responses
+        .iter()
+        .flat_map(|t| &t.partition_responses)
+        .find_map(|p| (p.error_code != 0).then(|| ResponseError::try_from_code(p.error_code)).flatten())
+}
+
+/// Produce v0-2 carries the v0/v1 message formats only, which Rivulet does not store.
+pub fn handle_legacy(req: &LegacyProduceRequest) -> LegacyProduceResponse {
+    LegacyProduceResponse::error_for(req, ResponseError::UnsupportedForMessageFormat)
+}
