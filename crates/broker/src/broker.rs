@@ -11,7 +11,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rivulet_protocol::kafka_protocol::messages::create_topics_request::{CreatableReplicaAssignment, CreatableTopicConfig};
+use rivulet_protocol::kafka_protocol::messages::create_topics_request::{
+    CreatableReplicaAssignment, CreatableTopicConfig,
+};
 use rivulet_protocol::kafka_protocol::ResponseError;
 use rivulet_storage::StorageError;
 use tokio::net::TcpListener;
@@ -92,11 +94,16 @@ impl BrokerState {
         assignments: &[CreatableReplicaAssignment],
         configs: &[CreatableTopicConfig],
     ) -> Result<NewTopic, (ResponseError, String)> {
-        topic_name::validate(name).map_err(|e| (ResponseError::InvalidTopicException, e.to_string()))?;
+        topic_name::validate(name)
+            .map_err(|e| (ResponseError::InvalidTopicException, e.to_string()))?;
         let image = self.store.image();
         let brokers: Vec<i32> = image.live_brokers().map(|b| b.id).collect();
         let assignment = if assignments.is_empty() {
-            let partitions = if num_partitions == -1 { self.config.num_partitions } else { num_partitions };
+            let partitions = if num_partitions == -1 {
+                self.config.num_partitions
+            } else {
+                num_partitions
+            };
             let rf = if replication_factor == -1 {
                 self.config.default_replication_factor
             } else {
@@ -111,7 +118,8 @@ impl BrokerState {
             if rf <= 0 {
                 return Err((
                     ResponseError::InvalidReplicationFactor,
-                    "Replication factor must be larger than 0, or -1 to use the default value.".into(),
+                    "Replication factor must be larger than 0, or -1 to use the default value."
+                        .into(),
                 ));
             }
             if rf as usize > brokers.len() {
@@ -124,7 +132,13 @@ impl BrokerState {
                 ));
             }
             let n = brokers.len().max(1);
-            placement::assign(&brokers, partitions as usize, rf as usize, fastrand::usize(..n), fastrand::usize(..n))
+            placement::assign(
+                &brokers,
+                partitions as usize,
+                rf as usize,
+                fastrand::usize(..n),
+                fastrand::usize(..n),
+            )
         } else {
             if num_partitions != -1 || replication_factor != -1 {
                 return Err((
@@ -134,7 +148,10 @@ impl BrokerState {
             }
             let mut by_index: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
             for a in assignments {
-                by_index.insert(a.partition_index, a.broker_ids.iter().map(|b| b.0).collect());
+                by_index.insert(
+                    a.partition_index,
+                    a.broker_ids.iter().map(|b| b.0).collect(),
+                );
             }
             if by_index.keys().copied().ne(0..by_index.len() as i32) {
                 return Err((
@@ -147,7 +164,10 @@ impl BrokerState {
         let mut overrides = BTreeMap::new();
         for c in configs {
             let Some(value) = &c.value else {
-                return Err((ResponseError::InvalidConfig, format!("Null value not supported for topic configs: {}", c.name)));
+                return Err((
+                    ResponseError::InvalidConfig,
+                    format!("Null value not supported for topic configs: {}", c.name),
+                ));
             };
             overrides.insert(c.name.to_string(), value.to_string());
         }
@@ -173,7 +193,9 @@ impl BrokerState {
             .collect();
         for outcome in self.store.create_topics(topics, false).await {
             match outcome {
-                Ok(t) => tracing::info!(topic = %t.name, partitions = t.partitions.len(), "auto-created topic"),
+                Ok(t) => {
+                    tracing::info!(topic = %t.name, partitions = t.partitions.len(), "auto-created topic")
+                }
                 Err(MetadataError::TopicAlreadyExists(_)) => {}
                 Err(e) => tracing::warn!(error = %e, "auto-creating a topic failed"),
             }
@@ -201,11 +223,13 @@ impl Broker {
         let mut advertised = HashMap::new();
         for l in config.broker_listeners() {
             let address = l.bind_address();
-            let socket = TcpListener::bind(&address).await.map_err(|source| BrokerError::Bind {
-                listener: l.name.clone(),
-                address: address.clone(),
-                source,
-            })?;
+            let socket = TcpListener::bind(&address)
+                .await
+                .map_err(|source| BrokerError::Bind {
+                    listener: l.name.clone(),
+                    address: address.clone(),
+                    source,
+                })?;
             let local = socket.local_addr().map_err(|source| BrokerError::Bind {
                 listener: l.name.clone(),
                 address: address.clone(),
@@ -229,12 +253,23 @@ impl Broker {
         let replicas = Arc::new(replicas);
         let this_broker = BrokerImage {
             id: config.node_id,
-            endpoints: advertised.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            endpoints: advertised
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             rack: None,
             fenced: false,
         };
-        let log_dir = config.log_dirs.first().cloned().unwrap_or_else(|| "./data".into());
-        let store: Arc<dyn MetadataStore> = Arc::new(LocalMetadataStore::open(log_dir, this_broker, config.delete_topic_enable)?);
+        let log_dir = config
+            .log_dirs
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "./data".into());
+        let store: Arc<dyn MetadataStore> = Arc::new(LocalMetadataStore::open(
+            log_dir,
+            this_broker,
+            config.delete_topic_enable,
+        )?);
         let state = Arc::new(BrokerState {
             producer_ids: ProducerIdManager::new(Arc::clone(&store), config.node_id),
             config: Arc::clone(&config),
@@ -274,7 +309,10 @@ impl Broker {
 
     /// The address a listener is bound to (for tests that bind port 0).
     pub fn listener_addr(&self, name: &str) -> Option<SocketAddr> {
-        self.bound.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, a)| *a)
+        self.bound
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, a)| *a)
     }
 
     /// The shared state (for tests).
@@ -288,12 +326,16 @@ impl Broker {
         tracing::info!("broker shutting down");
         self.shutdown.cancel();
         self.tasks.close();
-        if tokio::time::timeout(SHUTDOWN_GRACE, self.tasks.wait()).await.is_err() {
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.tasks.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("in-flight requests did not finish within the grace period");
         }
         let replicas = Arc::clone(&self.state.replicas);
         drop(self.state);
-        let replicas = Arc::try_unwrap(replicas).map_err(|_| BrokerError::Task("partitions still in use at shutdown".into()))?;
+        let replicas = Arc::try_unwrap(replicas)
+            .map_err(|_| BrokerError::Task("partitions still in use at shutdown".into()))?;
         tokio::task::spawn_blocking(move || replicas.shutdown())
             .await
             .map_err(|e| BrokerError::Task(e.to_string()))??;
@@ -303,7 +345,11 @@ impl Broker {
 }
 
 /// Applies every new metadata image to the hosted partitions.
-fn spawn_metadata_follower(state: &Arc<BrokerState>, shutdown: CancellationToken, tasks: &TaskTracker) {
+fn spawn_metadata_follower(
+    state: &Arc<BrokerState>,
+    shutdown: CancellationToken,
+    tasks: &TaskTracker,
+) {
     let mut changes = state.store.subscribe();
     let state = Arc::clone(state);
     tasks.spawn(async move {

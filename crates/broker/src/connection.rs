@@ -2,9 +2,14 @@
 //! writes the responses in request order.
 //!
 //! Requests from one connection may be pipelined: up to [`MAX_IN_FLIGHT`] run at once, and the
-//! reader stops reading (back-pressure on the client) while that many are outstanding. Frames
-//! larger than `socket.request.max.bytes` are refused from their length prefix, before any
-//! allocation. A malformed request closes only this connection, logged with the client address.
+//! reader stops reading (back-pressure on the client) while that many are outstanding. Requests
+//! that change state (Produce, CreateTopics, DeleteTopics, InitProducerId) still take effect in
+//! the order they arrived, as Kafka (which handles a connection's requests one at a time)
+//! guarantees: each waits for the previous such request of the connection to finish. Without
+//! that, two pipelined produce requests could append their batches to a partition in the wrong
+//! order. Reads run alongside. Frames larger than `socket.request.max.bytes` are refused from
+//! their length prefix, before any allocation. A malformed request closes only this connection,
+//! logged with the client address.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,9 +17,11 @@ use std::sync::Arc;
 
 use futures::stream::FuturesOrdered;
 use futures::StreamExt;
+use rivulet_protocol::kafka_protocol::messages::ApiKey;
 use rivulet_protocol::{decode_request, frame_codec, DecodeError};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio::sync::oneshot;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
@@ -28,7 +35,13 @@ type ReplyFuture = Pin<Box<dyn Future<Output = Reply> + Send>>;
 pub const MAX_IN_FLIGHT: usize = 16;
 
 /// Serves `stream` until the client closes it, a request is malformed, or shutdown.
-pub async fn serve(stream: TcpStream, info: ConnectionInfo, service: BrokerService, max_frame: usize, shutdown: CancellationToken) {
+pub async fn serve(
+    stream: TcpStream,
+    info: ConnectionInfo,
+    service: BrokerService,
+    max_frame: usize,
+    shutdown: CancellationToken,
+) {
     let peer = info.peer;
     tracing::debug!(client = %peer, listener = %info.listener, "connection opened");
     let (reader, mut writer) = stream.into_split();
@@ -36,6 +49,8 @@ pub async fn serve(stream: TcpStream, info: ConnectionInfo, service: BrokerServi
     let mut in_flight: FuturesOrdered<ReplyFuture> = FuturesOrdered::new();
     let mut reading = true;
     let mut closing: Option<String> = None;
+    // Completion of the last state-changing request, which the next one waits for.
+    let mut previous_change: Option<oneshot::Receiver<()>> = None;
     let info = Arc::new(info);
     loop {
         tokio::select! {
@@ -66,19 +81,40 @@ pub async fn serve(stream: TcpStream, info: ConnectionInfo, service: BrokerServi
                         if in_flight.is_empty() { break; }
                     }
                     Some(Err(e)) => {
-                        closing = Some(format!("unreadable frame: {e}"));
+                        // A bad length prefix is the client's fault and worth a warning; a reset
+                        // or other I/O error is an ordinary disconnect.
+                        if e.kind() == std::io::ErrorKind::InvalidData {
+                            closing = Some(format!("unreadable frame: {e}"));
+                        } else {
+                            tracing::debug!(client = %peer, error = %e, "connection lost");
+                        }
                         reading = false;
                         if in_flight.is_empty() { break; }
                     }
                     Some(Ok(bytes)) => match decode_request(bytes.freeze()) {
                         Ok(request) => {
+                            // Requests with side effects run one after the other, in arrival order.
+                            let (after, done) = if changes_state(request.api_key) {
+                                let (done, finished) = oneshot::channel::<()>();
+                                (previous_change.replace(finished), Some(done))
+                            } else {
+                                (None, None)
+                            };
                             let ctx = RequestContext { request, connection: (*info).clone() };
                             let service = service.clone();
                             in_flight.push_back(Box::pin(async move {
-                                match service.oneshot(ctx).await {
+                                if let Some(previous) = after {
+                                    // An error only means the previous request is gone: go on.
+                                    let _ = previous.await;
+                                }
+                                let reply = match service.oneshot(ctx).await {
                                     Ok(reply) => reply,
                                     Err(never) => match never {},
+                                };
+                                if let Some(done) = done {
+                                    let _ = done.send(());
                                 }
+                                reply
                             }));
                         }
                         Err(e) => {
@@ -102,6 +138,14 @@ pub async fn serve(stream: TcpStream, info: ConnectionInfo, service: BrokerServi
     }
     let _ = writer.shutdown().await;
     tracing::debug!(client = %peer, "connection closed");
+}
+
+/// Whether requests of `key` change state, so that their order on a connection matters.
+fn changes_state(key: ApiKey) -> bool {
+    matches!(
+        key,
+        ApiKey::Produce | ApiKey::CreateTopics | ApiKey::DeleteTopics | ApiKey::InitProducerId
+    )
 }
 
 fn describe(e: &DecodeError) -> String {

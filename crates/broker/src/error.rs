@@ -18,7 +18,9 @@ pub fn storage_error_code(e: &StorageError) -> ResponseError {
         StorageError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         StorageError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
         StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
-        StorageError::Io { .. } | StorageError::CorruptFile { .. } => ResponseError::KafkaStorageError,
+        StorageError::Io { .. } | StorageError::CorruptFile { .. } => {
+            ResponseError::KafkaStorageError
+        }
     }
 }
 

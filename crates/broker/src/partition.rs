@@ -100,9 +100,33 @@ impl Partition {
         self.high_watermark.subscribe()
     }
 
+    /// Sets the high watermark to the log end and wakes waiting fetches (a leader with no other
+    /// replica in sync).
+    pub fn advance_high_watermark_to_log_end(&self) {
+        let leo = {
+            let mut log = write_log(&self.log);
+            let leo = log.log_end_offset();
+            log.set_high_watermark(leo);
+            leo
+        };
+        self.publish_high_watermark(leo);
+    }
+
+    fn publish_high_watermark(&self, hw: i64) {
+        self.high_watermark.send_if_modified(|current| {
+            let moved = *current != hw;
+            *current = hw;
+            moved
+        });
+    }
+
     /// Appends a producer's batch as leader. With a single replica the high watermark follows
     /// the log end at once; replication will move it instead.
-    pub async fn append_as_leader(self: &Arc<Self>, records: Bytes, now_ms: i64) -> Result<LogAppendInfo, StorageError> {
+    pub async fn append_as_leader(
+        self: &Arc<Self>,
+        records: Bytes,
+        now_ms: i64,
+    ) -> Result<LogAppendInfo, StorageError> {
         let this = Arc::clone(self);
         let epoch = self.leader_epoch();
         tokio::task::spawn_blocking(move || {
@@ -111,11 +135,7 @@ impl Partition {
             let leo = log.log_end_offset();
             log.set_high_watermark(leo);
             drop(log);
-            this.high_watermark.send_if_modified(|hw| {
-                let moved = *hw != leo;
-                *hw = leo;
-                moved
-            });
+            this.publish_high_watermark(leo);
             Ok(info)
         })
         .await
@@ -124,7 +144,12 @@ impl Partition {
 
     /// Reads whole batches from `offset`, at most `max_bytes` (at least one batch when
     /// `min_one_batch`), below the high watermark.
-    pub async fn read(self: &Arc<Self>, offset: i64, max_bytes: u64, min_one_batch: bool) -> Result<ReadResult, StorageError> {
+    pub async fn read(
+        self: &Arc<Self>,
+        offset: i64,
+        max_bytes: u64,
+        min_one_batch: bool,
+    ) -> Result<ReadResult, StorageError> {
         let this = Arc::clone(self);
         tokio::task::spawn_blocking(move || {
             let log = read_log(&this.log);
@@ -136,7 +161,10 @@ impl Partition {
             let slice = log.read(offset, max_bytes, offsets.high_watermark, min_one_batch)?;
             drop(log);
             let records = match slice {
-                Some(s) if s.len > 0 => Bytes::from(s.read_to_vec().map_err(|e| StorageError::io("segment", e))?),
+                Some(s) if s.len > 0 => Bytes::from(
+                    s.read_to_vec()
+                        .map_err(|e| StorageError::io("segment", e))?,
+                ),
                 _ => Bytes::new(),
             };
             Ok(ReadResult { records, offsets })
@@ -151,6 +179,8 @@ impl Partition {
         f: impl FnOnce(&rivulet_storage::PartitionLog) -> R + Send + 'static,
     ) -> Result<R, StorageError> {
         let this = Arc::clone(self);
-        tokio::task::spawn_blocking(move || f(&read_log(&this.log))).await.map_err(join_error)
+        tokio::task::spawn_blocking(move || f(&read_log(&this.log)))
+            .await
+            .map_err(join_error)
     }
 }

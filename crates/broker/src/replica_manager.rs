@@ -15,8 +15,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::BrokerConfig;
 use crate::metadata::{MetadataImage, TopicImage};
-use crate::partition::Partition;
 use crate::now_ms;
+use crate::partition::Partition;
 
 /// The partitions hosted here.
 pub struct ReplicaManager {
@@ -29,9 +29,15 @@ pub struct ReplicaManager {
 impl ReplicaManager {
     /// Opens every log in `log.dirs` (recovering them if the last shutdown was not clean).
     pub fn open(config: Arc<BrokerConfig>) -> Result<Self, StorageError> {
-        let threads = config.num_recovery_threads_per_data_dir.max(1) as usize * config.log_dirs.len();
+        let threads =
+            config.num_recovery_threads_per_data_dir.max(1) as usize * config.log_dirs.len();
         let defaults = config.log_defaults.log.clone();
-        let logs = LogManager::open(&config.log_dirs, move |_| defaults.clone(), threads, now_ms())?;
+        let logs = LogManager::open(
+            &config.log_dirs,
+            move |_| defaults.clone(),
+            threads,
+            now_ms(),
+        )?;
         Ok(ReplicaManager {
             node_id: config.node_id,
             config,
@@ -66,11 +72,16 @@ impl ReplicaManager {
 
     /// Brings the hosted partitions in line with `image` (blocking: creates and deletes logs).
     pub fn apply(&self, image: &MetadataImage) -> Result<(), StorageError> {
-        let mut wanted: HashMap<TopicPartition, (&TopicImage, i32)> = HashMap::new();
+        let mut wanted: HashMap<TopicPartition, (&TopicImage, i32, bool)> = HashMap::new();
         for topic in image.topics.values() {
             for p in &topic.partitions {
                 if p.replicas.contains(&self.node_id) {
-                    wanted.insert(TopicPartition::new(topic.name.clone(), p.index), (topic, p.leader_epoch));
+                    // A leader that is the only in-sync replica owns the high watermark alone.
+                    let sole_leader = p.leader == self.node_id && p.isr == [self.node_id];
+                    wanted.insert(
+                        TopicPartition::new(topic.name.clone(), p.index),
+                        (topic, p.leader_epoch, sole_leader),
+                    );
                 }
             }
         }
@@ -78,7 +89,7 @@ impl ReplicaManager {
         let doomed: Vec<TopicPartition> = self
             .map()
             .iter()
-            .filter(|(tp, p)| wanted.get(*tp).is_none_or(|(t, _)| t.id != p.topic_id()))
+            .filter(|(tp, p)| wanted.get(*tp).is_none_or(|(t, _, _)| t.id != p.topic_id()))
             .map(|(tp, _)| tp.clone())
             .collect();
         for tp in doomed {
@@ -87,16 +98,30 @@ impl ReplicaManager {
                 self.logs.delete(&tp)?;
             }
         }
-        for (tp, (topic, epoch)) in wanted {
-            if let Some(p) = self.get(&tp) {
-                p.set_leader_epoch(epoch);
-                rivulet_storage::log_manager::write_log(p.log()).set_config(self.log_config(topic));
-                continue;
+        for (tp, (topic, epoch, sole_leader)) in wanted {
+            let partition = match self.get(&tp) {
+                Some(p) => {
+                    p.set_leader_epoch(epoch);
+                    rivulet_storage::log_manager::write_log(p.log())
+                        .set_config(self.log_config(topic));
+                    p
+                }
+                None => {
+                    let log = self
+                        .logs
+                        .get_or_create(&tp, self.log_config(topic), now_ms())?;
+                    rivulet_storage::log_manager::write_log(&log)
+                        .set_config(self.log_config(topic));
+                    let p = Arc::new(Partition::new(tp.clone(), topic.id, log, epoch));
+                    self.map_mut().insert(tp, Arc::clone(&p));
+                    p
+                }
+            };
+            if sole_leader {
+                // As Kafka's makeLeader: with no other replica in sync, everything in the log
+                // is committed (the checkpointed HW may be stale after a crash).
+                partition.advance_high_watermark_to_log_end();
             }
-            let log = self.logs.get_or_create(&tp, self.log_config(topic), now_ms())?;
-            rivulet_storage::log_manager::write_log(&log).set_config(self.log_config(topic));
-            let partition = Arc::new(Partition::new(tp.clone(), topic.id, log, epoch));
-            self.map_mut().insert(tp, partition);
         }
         // Logs found on disk that no topic claims (a topic deleted while this node was down).
         for tp in self.logs.partitions() {
@@ -109,11 +134,23 @@ impl ReplicaManager {
     }
 
     /// Starts the checkpoint, retention and flush timers; they stop with `shutdown`.
-    pub fn spawn_maintenance(self: &Arc<Self>, shutdown: CancellationToken, tasks: &tokio_util::task::TaskTracker) {
+    pub fn spawn_maintenance(
+        self: &Arc<Self>,
+        shutdown: CancellationToken,
+        tasks: &tokio_util::task::TaskTracker,
+    ) {
         let every = |ms: i64| Duration::from_millis(ms.clamp(10, 24 * 3600 * 1000) as u64);
         let jobs: [(Duration, &'static str); 3] = [
-            (every(i64::from(self.config.log_flush_offset_checkpoint_interval_ms)), "checkpoint"),
-            (every(self.config.log_retention_check_interval_ms), "retention"),
+            (
+                every(i64::from(
+                    self.config.log_flush_offset_checkpoint_interval_ms,
+                )),
+                "checkpoint",
+            ),
+            (
+                every(self.config.log_retention_check_interval_ms),
+                "retention",
+            ),
             (Duration::from_secs(1), "flush"),
         ];
         for (period, job) in jobs {

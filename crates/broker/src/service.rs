@@ -98,7 +98,8 @@ where
             async move {
                 let reply = fut.await;
                 metrics::counter!("kafka_server_requests_total", "api" => api).increment(1);
-                metrics::histogram!("kafka_server_request_seconds", "api" => api).record(started.elapsed().as_secs_f64());
+                metrics::histogram!("kafka_server_request_seconds", "api" => api)
+                    .record(started.elapsed().as_secs_f64());
                 reply
             }
             .instrument(span),

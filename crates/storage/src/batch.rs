@@ -107,6 +107,13 @@ fn be_i64(b: &[u8], at: usize) -> i64 {
     i64::from_be_bytes(a)
 }
 
+/// CRC-32C (Castagnoli), the checksum of RecordBatch v2. `crc-fast` uses carry-less multiply
+/// (VPCLMULQDQ/PCLMULQDQ, or ARM PMULL) where the CPU has it: about twice the speed of the
+/// SSE 4.2 `crc32` instruction, which matters because the leader checks every produced byte.
+pub fn crc32c(bytes: &[u8]) -> u32 {
+    crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, bytes) as u32
+}
+
 /// What the first bytes of a buffer say about the batch that starts there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BatchFrame {
@@ -218,7 +225,7 @@ impl<'a> RecordBatch<'a> {
     }
     /// The CRC-32C of the bytes it covers (attributes to the end).
     pub fn compute_crc(&self) -> u32 {
-        crc32c::crc32c(&self.bytes[ATTRIBUTES..])
+        crc32c(&self.bytes[ATTRIBUTES..])
     }
     /// Checks the CRC; a mismatch is `CORRUPT_MESSAGE`.
     pub fn verify_crc(&self) -> Result<()> {
@@ -388,7 +395,7 @@ pub fn set_max_timestamp(batch: &mut [u8], timestamp_type: TimestampType, max_ti
     }
     batch[ATTRIBUTES..ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
     batch[MAX_TIMESTAMP..MAX_TIMESTAMP + 8].copy_from_slice(&max_timestamp.to_be_bytes());
-    let crc = crc32c::crc32c(&batch[ATTRIBUTES..]);
+    let crc = crc32c(&batch[ATTRIBUTES..]);
     batch[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
@@ -584,7 +591,7 @@ pub mod testing {
         b.extend_from_slice(&spec.base_sequence.to_be_bytes());
         b.extend_from_slice(&n.to_be_bytes());
         b.extend_from_slice(records);
-        let crc = crc32c::crc32c(&b[ATTRIBUTES..]);
+        let crc = crc32c(&b[ATTRIBUTES..]);
         b[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
         b
     }
@@ -629,6 +636,13 @@ mod tests {
             batch.walk_uncompressed_records().unwrap(),
             spec.base_timestamp + 2
         );
+    }
+
+    #[test]
+    fn crc32c_is_castagnoli() {
+        // The check value of CRC-32C (iSCSI), as Kafka's Crc32C computes it.
+        assert_eq!(crc32c(b"123456789"), 0xE306_9283);
+        assert_eq!(crc32c(b""), 0);
     }
 
     #[test]

@@ -191,5 +191,10 @@ fn map(file: &File, path: &Path, len: usize) -> Result<Option<MmapMut>> {
     // (the log dir is locked by its owner); it is not truncated while mapped, because every
     // resize drops the map first.
     let mmap = unsafe { memmap2::MmapOptions::new().len(len).map_mut(file) }.at(path)?;
+    // Lookups are binary searches and appends touch one page: without this hint the first
+    // store into a preallocated sparse index reads ahead (zero-filling) megabytes of it.
+    if let Err(e) = mmap.advise(memmap2::Advice::Random) {
+        tracing::debug!(index = %path.display(), error = %e, "madvise(RANDOM) refused");
+    }
     Ok(Some(mmap))
 }

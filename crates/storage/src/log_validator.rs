@@ -90,7 +90,8 @@ pub fn validate_client_batch(
             check_timestamp(max_ts, config, now_ms)?;
             let b = RecordBatch::new(bytes)?;
             // A producer's wrong header is corrected, as Kafka does.
-            let wrong = b.max_timestamp() != max_ts || b.timestamp_type() != TimestampType::CreateTime;
+            let wrong =
+                b.max_timestamp() != max_ts || b.timestamp_type() != TimestampType::CreateTime;
             (max_ts, wrong.then_some(TimestampType::CreateTime))
         }
     };

@@ -175,10 +175,12 @@ impl PartitionLog {
             )
         };
         if producer_id >= 0 {
-            if let AppendCheck::Duplicate(meta) =
-                self.producer_state
-                    .check_append(producer_id, producer_epoch, first_seq, last_seq)?
-            {
+            if let AppendCheck::Duplicate(meta) = self.producer_state.check_append(
+                producer_id,
+                producer_epoch,
+                first_seq,
+                last_seq,
+            )? {
                 return Ok(LogAppendInfo {
                     first_offset: meta.first_offset,
                     last_offset: meta.last_offset,

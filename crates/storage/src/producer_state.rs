@@ -565,7 +565,7 @@ fn encode_snapshot(producers: &HashMap<i64, ProducerStateEntry>) -> Vec<u8> {
             buf.extend_from_slice(&batch.max_timestamp.to_le_bytes());
         }
     }
-    let crc = crc32c::crc32c(&buf[HEADER_LEN..]);
+    let crc = crate::batch::crc32c(&buf[HEADER_LEN..]);
     buf[HEADER_LEN - 4..HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
     buf
 }
@@ -583,7 +583,7 @@ fn decode_snapshot(bytes: &[u8]) -> std::result::Result<HashMap<i64, ProducerSta
         return Err(format!("unknown snapshot version {version}"));
     }
     let stored_crc = u32::from_le_bytes(r.array()?);
-    let computed_crc = crc32c::crc32c(r.rest);
+    let computed_crc = crate::batch::crc32c(r.rest);
     if stored_crc != computed_crc {
         return Err(format!(
             "CRC mismatch: stored {stored_crc:#010x}, computed {computed_crc:#010x}"
@@ -1020,7 +1020,7 @@ mod tests {
         let with_crc = |mut body: Vec<u8>| {
             let mut file = SNAPSHOT_MAGIC.to_vec();
             file.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
-            file.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
+            file.extend_from_slice(&crate::batch::crc32c(&body).to_le_bytes());
             file.append(&mut body);
             file
         };

@@ -289,9 +289,13 @@ impl LogSegment {
             metas.push(BatchMeta::of(&b));
         }
         if iter.position() != batches.len() {
-            return Err(StorageError::CorruptMessage("append of a partial batch".into()));
+            return Err(StorageError::CorruptMessage(
+                "append of a partial batch".into(),
+            ));
         }
-        self.log.write_all_at(batches, self.size).at(&self.log_path)?;
+        self.log
+            .write_all_at(batches, self.size)
+            .at(&self.log_path)?;
         self.account(&metas)
     }
 
@@ -299,7 +303,12 @@ impl LogSegment {
     /// `leader_epoch` on the way to disk: the first 16 bytes (baseOffset, batchLength,
     /// partitionLeaderEpoch; none covered by the CRC) go from a small buffer, the rest straight
     /// from `batch`, in one vectored write. No copy of the batch is made.
-    pub fn append_with_offsets(&mut self, batch: &[u8], base_offset: i64, leader_epoch: i32) -> Result<()> {
+    pub fn append_with_offsets(
+        &mut self,
+        batch: &[u8],
+        base_offset: i64,
+        leader_epoch: i32,
+    ) -> Result<()> {
         let view = RecordBatch::new(batch)?;
         if base_offset < self.base_offset {
             return Err(StorageError::InvalidRecord(format!(
@@ -316,7 +325,12 @@ impl LogSegment {
             max_timestamp: view.max_timestamp(),
             size: batch.len() as u64,
         };
-        write_all_vectored_at(&self.log, &self.log_path, [&prefix, &batch[16..]], self.size)?;
+        write_all_vectored_at(
+            &self.log,
+            &self.log_path,
+            [&prefix, &batch[16..]],
+            self.size,
+        )?;
         self.account(&[meta])
     }
 
@@ -349,7 +363,9 @@ impl LogSegment {
         let indexes = self.indexes_mut()?;
         for (last_offset, pos, max_ts_then) in entries {
             indexes.offset.append(last_offset, pos as u32)?;
-            indexes.time.maybe_append(max_ts_then.timestamp, max_ts_then.offset)?;
+            indexes
+                .time
+                .maybe_append(max_ts_then.timestamp, max_ts_then.offset)?;
         }
         Ok(())
     }
@@ -856,7 +872,7 @@ impl LogSegment {
                         Ok(Indexes { offset, time })
                     });
             match loaded {
-                Ok(ix) if ix.offset.entries() > 0 || self.size <= self.index_interval_bytes * 2 => {
+                Ok(ix) if ix.offset.entries() > 0 || !self.needs_index_entry().unwrap_or(true) => {
                     return Ok(ix)
                 }
                 Ok(_) => {
@@ -870,6 +886,18 @@ impl LogSegment {
             tracing::warn!(segment = %self.log_path.display(), "missing index; rebuilding");
         }
         self.rebuild_indexes(&offset_path, &time_path)
+    }
+
+    /// True if appending this segment's batches would have added at least one index entry:
+    /// some batch starts more than `index.interval.bytes` into the file. (A segment of one big
+    /// batch legitimately has an empty index.)
+    fn needs_index_entry(&self) -> Result<bool> {
+        let mut pos = 0u64;
+        let mut header = [0u8; BATCH_HEADER_SIZE];
+        while pos <= self.index_interval_bytes && pos + BATCH_HEADER_SIZE as u64 <= self.size {
+            pos += self.read_location(pos, &mut header)?.size;
+        }
+        Ok(pos < self.size)
     }
 
     /// Writes fresh index files from a scan of the log (which is not modified).
@@ -963,28 +991,34 @@ impl BatchMeta {
 }
 
 /// Writes all of `parts`, in order, at `offset` with `pwritev`, retrying short writes and EINTR.
+/// No allocation: the iovecs live on the stack.
 fn write_all_vectored_at(file: &File, path: &Path, parts: [&[u8]; 2], offset: u64) -> Result<()> {
     use std::os::fd::AsRawFd;
     let mut parts = parts;
     let mut offset = offset;
     loop {
-        let live: Vec<&[u8]> = parts.iter().copied().filter(|p| !p.is_empty()).collect();
-        if live.is_empty() {
-            return Ok(());
-        }
-        let iov: Vec<libc::iovec> = live
-            .iter()
-            .map(|p| libc::iovec {
-                iov_base: p.as_ptr() as *mut libc::c_void,
-                iov_len: p.len(),
-            })
-            .collect();
+        let first = parts.iter().position(|p| !p.is_empty());
+        let Some(first) = first else { return Ok(()) };
+        let iov = [
+            libc::iovec {
+                iov_base: parts[first].as_ptr() as *mut libc::c_void,
+                iov_len: parts[first].len(),
+            },
+            libc::iovec {
+                iov_base: parts[1].as_ptr() as *mut libc::c_void,
+                iov_len: parts[1].len(),
+            },
+        ];
+        let count: libc::c_int = if first == 0 { 2 } else { 1 };
         let at = libc::off_t::try_from(offset).map_err(|_| {
-            StorageError::io(path, std::io::Error::new(std::io::ErrorKind::InvalidInput, "offset too large"))
+            StorageError::io(
+                path,
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, "offset too large"),
+            )
         })?;
-        // SAFETY: every iovec points into a live slice borrowed for the duration of the call, with
-        // its exact length; the fd is owned by `file`, which outlives the call.
-        let written = unsafe { libc::pwritev(file.as_raw_fd(), iov.as_ptr(), iov.len() as libc::c_int, at) };
+        // SAFETY: the first `count` iovecs point into live slices borrowed for the duration of
+        // the call, with their exact lengths; the fd is owned by `file`, which outlives the call.
+        let written = unsafe { libc::pwritev(file.as_raw_fd(), iov.as_ptr(), count, at) };
         if written < 0 {
             let err = std::io::Error::last_os_error();
             if err.kind() == std::io::ErrorKind::Interrupted {

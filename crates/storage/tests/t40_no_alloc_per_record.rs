@@ -149,7 +149,7 @@ fn reads_allocate_the_same_for_one_batch_and_a_megabyte() {
     // Batches of 16 records of 100 bytes: a 1 MiB read covers about 9,000 records.
     let batch = batch_of(&BatchSpec::default(), 16, 100);
     while log.size_in_bytes() < 2 << 20 {
-        log.append_as_leader(&batch.clone(), 0, NOW).unwrap();
+        log.append_as_leader(&batch, 0, NOW).unwrap();
     }
     log.set_high_watermark(log.log_end_offset());
     let hw = log.high_watermark();

@@ -3,8 +3,12 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use rivulet_protocol::kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
-use rivulet_protocol::kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, TopicName};
+use rivulet_protocol::kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
+use rivulet_protocol::kafka_protocol::messages::{
+    CreateTopicsRequest, CreateTopicsResponse, TopicName,
+};
 use rivulet_protocol::kafka_protocol::ResponseError;
 
 use super::{message, str_bytes};
@@ -13,7 +17,11 @@ use crate::config::describe_topic;
 use crate::error::metadata_error_code;
 
 /// Creates the requested topics.
-pub async fn handle(state: &BrokerState, req: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
+pub async fn handle(
+    state: &BrokerState,
+    req: CreateTopicsRequest,
+    version: i16,
+) -> CreateTopicsResponse {
     let mut seen = HashSet::new();
     let duplicates: HashSet<String> = req
         .topics
@@ -36,10 +44,19 @@ pub async fn handle(state: &BrokerState, req: CreateTopicsRequest, version: i16)
             )
         };
         if duplicates.contains(&name) {
-            results.push(failed(ResponseError::InvalidRequest, format!("Create topics request from client contains a duplicate topic: {name}")));
+            results.push(failed(
+                ResponseError::InvalidRequest,
+                format!("Create topics request from client contains a duplicate topic: {name}"),
+            ));
             continue;
         }
-        match state.new_topic(&name, t.num_partitions, t.replication_factor, &t.assignments, &t.configs) {
+        match state.new_topic(
+            &name,
+            t.num_partitions,
+            t.replication_factor,
+            &t.assignments,
+            &t.configs,
+        ) {
             Ok(new) => {
                 results.push(None);
                 to_create.push(new);
@@ -47,7 +64,11 @@ pub async fn handle(state: &BrokerState, req: CreateTopicsRequest, version: i16)
             Err((e, msg)) => results.push(failed(e, msg)),
         }
     }
-    let mut created = state.store.create_topics(to_create.clone(), req.validate_only).await.into_iter();
+    let mut created = state
+        .store
+        .create_topics(to_create.clone(), req.validate_only)
+        .await
+        .into_iter();
     let mut new_topics = to_create.into_iter();
     let topics = results
         .into_iter()
@@ -81,7 +102,10 @@ pub async fn handle(state: &BrokerState, req: CreateTopicsRequest, version: i16)
     CreateTopicsResponse::default().with_topics(topics)
 }
 
-fn configs(state: &BrokerState, overrides: &BTreeMap<String, String>) -> Vec<CreatableTopicConfigs> {
+fn configs(
+    state: &BrokerState,
+    overrides: &BTreeMap<String, String>,
+) -> Vec<CreatableTopicConfigs> {
     describe_topic(state.config.topic_defaults(), overrides)
         .into_iter()
         .map(|e| {

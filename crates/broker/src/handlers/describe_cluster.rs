@@ -2,7 +2,9 @@
 //! the active controller.
 
 use rivulet_protocol::kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
-use rivulet_protocol::kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
+use rivulet_protocol::kafka_protocol::messages::{
+    BrokerId, DescribeClusterRequest, DescribeClusterResponse,
+};
 use rivulet_protocol::kafka_protocol::ResponseError;
 
 use super::{message, str_bytes, ConnectionInfo};
@@ -12,7 +14,11 @@ use crate::broker::BrokerState;
 const BROKERS: i8 = 1;
 
 /// Describes the cluster.
-pub fn handle(state: &BrokerState, conn: &ConnectionInfo, req: DescribeClusterRequest) -> DescribeClusterResponse {
+pub fn handle(
+    state: &BrokerState,
+    conn: &ConnectionInfo,
+    req: DescribeClusterRequest,
+) -> DescribeClusterResponse {
     let image = state.store.image();
     let resp = DescribeClusterResponse::default()
         .with_endpoint_type(req.endpoint_type)

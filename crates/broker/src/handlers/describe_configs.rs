@@ -29,14 +29,25 @@ pub fn handle(state: &BrokerState, req: DescribeConfigsRequest) -> DescribeConfi
             let entries = match r.resource_type {
                 TOPIC => match image.topics.get(&name) {
                     Some(t) => Ok(describe_topic(state.config.topic_defaults(), &t.configs)),
-                    None => Err((ResponseError::UnknownTopicOrPartition, format!("Topic '{name}' does not exist."))),
+                    None => Err((
+                        ResponseError::UnknownTopicOrPartition,
+                        format!("Topic '{name}' does not exist."),
+                    )),
                 },
-                BROKER if name.is_empty() || name == state.config.node_id.to_string() => Ok(state.config.describe_broker()),
+                BROKER if name.is_empty() || name == state.config.node_id.to_string() => {
+                    Ok(state.config.describe_broker())
+                }
                 BROKER => Err((
                     ResponseError::InvalidRequest,
-                    format!("Unexpected broker id, expected {} or empty string, but received {name}", state.config.node_id),
+                    format!(
+                        "Unexpected broker id, expected {} or empty string, but received {name}",
+                        state.config.node_id
+                    ),
                 )),
-                other => Err((ResponseError::InvalidRequest, format!("Unsupported resource type {other}"))),
+                other => Err((
+                    ResponseError::InvalidRequest,
+                    format!("Unsupported resource type {other}"),
+                )),
             };
             match entries {
                 Ok(entries) => {
@@ -49,7 +60,9 @@ pub fn handle(state: &BrokerState, req: DescribeConfigsRequest) -> DescribeConfi
                         .collect();
                     base.with_configs(configs)
                 }
-                Err((e, msg)) => base.with_error_code(e.code()).with_error_message(message(msg)),
+                Err((e, msg)) => base
+                    .with_error_code(e.code())
+                    .with_error_message(message(msg)),
             }
         })
         .collect();
@@ -78,5 +91,9 @@ fn entry(e: ConfigEntry, synonyms: bool, documentation: bool) -> DescribeConfigs
         .with_is_sensitive(e.is_sensitive)
         .with_synonyms(synonyms)
         .with_config_type(e.config_type.id())
-        .with_documentation(if documentation { e.documentation.as_deref().map(str_bytes) } else { None })
+        .with_documentation(if documentation {
+            e.documentation.as_deref().map(str_bytes)
+        } else {
+            None
+        })
 }

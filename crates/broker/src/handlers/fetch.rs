@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::future::select_all;
-use rivulet_protocol::kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use rivulet_protocol::kafka_protocol::messages::fetch_response::{
+    FetchableTopicResponse, PartitionData,
+};
 use rivulet_protocol::kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use rivulet_protocol::kafka_protocol::ResponseError;
 use rivulet_storage::{StorageError, TopicPartition};
@@ -38,7 +40,8 @@ struct Wanted {
 /// Serves a fetch, waiting for `min_bytes` up to `max_wait_ms`.
 pub async fn handle(state: &BrokerState, req: FetchRequest, version: i16) -> FetchResponse {
     if req.session_id != 0 {
-        return FetchResponse::default().with_error_code(ResponseError::FetchSessionIdNotFound.code());
+        return FetchResponse::default()
+            .with_error_code(ResponseError::FetchSessionIdNotFound.code());
     }
     let image = state.store.image();
     let mut topics: Vec<(TopicName, Uuid)> = Vec::new();
@@ -70,12 +73,14 @@ pub async fn handle(state: &BrokerState, req: FetchRequest, version: i16) -> Fet
         .iter()
         .filter_map(|w| w.partition.as_ref().ok().map(|p| p.watch_high_watermark()))
         .collect();
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
     loop {
         for w in &mut watches {
             w.borrow_and_update();
         }
-        let (partitions, bytes, errors) = read_all(&wanted, req.max_bytes.max(0) as u64, req.isolation_level).await;
+        let (partitions, bytes, errors) =
+            read_all(&wanted, req.max_bytes.max(0) as u64, req.isolation_level).await;
         let done = bytes >= req.min_bytes.max(0) as u64
             || errors
             || watches.is_empty()
@@ -85,7 +90,8 @@ pub async fn handle(state: &BrokerState, req: FetchRequest, version: i16) -> Fet
         }
         let changed = select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
         if tokio::time::timeout_at(deadline, changed).await.is_err() {
-            let (partitions, _, _) = read_all(&wanted, req.max_bytes.max(0) as u64, req.isolation_level).await;
+            let (partitions, _, _) =
+                read_all(&wanted, req.max_bytes.max(0) as u64, req.isolation_level).await;
             return respond(topics, partitions, version);
         }
     }
@@ -102,12 +108,19 @@ fn resolve(state: &BrokerState, tp: &TopicPartition) -> Result<Arc<Partition>, R
     if leader != state.config.node_id {
         return Err(ResponseError::NotLeaderOrFollower);
     }
-    state.replicas.get(tp).ok_or(ResponseError::NotLeaderOrFollower)
+    state
+        .replicas
+        .get(tp)
+        .ok_or(ResponseError::NotLeaderOrFollower)
 }
 
 /// Reads every partition once, in request order. As Kafka does (KIP-74), the first batch found
 /// is returned even if it is larger than the limits, so a consumer can always make progress.
-async fn read_all(wanted: &[Wanted], max_bytes: u64, isolation_level: i8) -> (Vec<(usize, PartitionData)>, u64, bool) {
+async fn read_all(
+    wanted: &[Wanted],
+    max_bytes: u64,
+    isolation_level: i8,
+) -> (Vec<(usize, PartitionData)>, u64, bool) {
     let mut used = 0u64;
     let mut min_one = true;
     let mut errors = false;
@@ -152,7 +165,10 @@ async fn read_all(wanted: &[Wanted], max_bytes: u64, isolation_level: i8) -> (Ve
                 if n > 0 {
                     min_one = false;
                 }
-                out.push((w.topic, offsets_into(base, r.offsets).with_records(Some(r.records))));
+                out.push((
+                    w.topic,
+                    offsets_into(base, r.offsets).with_records(Some(r.records)),
+                ));
             }
             Err(e) => {
                 errors = true;
@@ -160,7 +176,10 @@ async fn read_all(wanted: &[Wanted], max_bytes: u64, isolation_level: i8) -> (Ve
                     tracing::warn!(partition = %partition.topic_partition(), error = %e, "fetch read failed");
                 }
                 let o = partition.offsets();
-                out.push((w.topic, offsets_into(base, o).with_error_code(storage_error_code(&e).code())));
+                out.push((
+                    w.topic,
+                    offsets_into(base, o).with_error_code(storage_error_code(&e).code()),
+                ));
             }
         }
     }
@@ -173,12 +192,22 @@ fn offsets_into(d: PartitionData, o: crate::partition::PartitionOffsets) -> Part
         .with_log_start_offset(o.log_start_offset)
 }
 
-fn respond(topics: Vec<(TopicName, Uuid)>, partitions: Vec<(usize, PartitionData)>, version: i16) -> FetchResponse {
+fn respond(
+    topics: Vec<(TopicName, Uuid)>,
+    partitions: Vec<(usize, PartitionData)>,
+    version: i16,
+) -> FetchResponse {
     let mut responses: Vec<FetchableTopicResponse> = topics
         .into_iter()
         .map(|(name, id)| {
-            let name = if version >= 13 { TopicName(str_bytes("")) } else { name };
-            FetchableTopicResponse::default().with_topic(name).with_topic_id(id)
+            let name = if version >= 13 {
+                TopicName(str_bytes(""))
+            } else {
+                name
+            };
+            FetchableTopicResponse::default()
+                .with_topic(name)
+                .with_topic_id(id)
         })
         .collect();
     for (topic, p) in partitions {
@@ -186,5 +215,7 @@ fn respond(topics: Vec<(TopicName, Uuid)>, partitions: Vec<(usize, PartitionData
             t.partitions.push(p);
         }
     }
-    FetchResponse::default().with_session_id(0).with_responses(responses)
+    FetchResponse::default()
+        .with_session_id(0)
+        .with_responses(responses)
 }

@@ -3,7 +3,9 @@
 //! Transactions are not implemented yet: a request with a `transactional.id` is answered with
 //! `COORDINATOR_NOT_AVAILABLE`, which transactional clients treat as retriable.
 
-use rivulet_protocol::kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
+use rivulet_protocol::kafka_protocol::messages::{
+    InitProducerIdRequest, InitProducerIdResponse, ProducerId,
+};
 use rivulet_protocol::kafka_protocol::ResponseError;
 
 use crate::broker::BrokerState;

@@ -4,7 +4,9 @@
 use rivulet_protocol::kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
-use rivulet_protocol::kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use rivulet_protocol::kafka_protocol::messages::{
+    BrokerId, MetadataRequest, MetadataResponse, TopicName,
+};
 use rivulet_protocol::kafka_protocol::ResponseError;
 
 use super::{str_bytes, ConnectionInfo};
@@ -13,7 +15,12 @@ use crate::metadata::{topic_name, MetadataImage, TopicImage};
 
 /// Answers a Metadata request, creating missing topics first when `auto.create.topics.enable`
 /// and the request (v4+) allow it.
-pub async fn handle(state: &BrokerState, conn: &ConnectionInfo, req: MetadataRequest, version: i16) -> MetadataResponse {
+pub async fn handle(
+    state: &BrokerState,
+    conn: &ConnectionInfo,
+    req: MetadataRequest,
+    version: i16,
+) -> MetadataResponse {
     // v0: an empty list means all topics; v1+: null means all, empty means none.
     let requested = match req.topics {
         Some(t) if version == 0 && t.is_empty() => None,
@@ -35,7 +42,11 @@ pub async fn handle(state: &BrokerState, conn: &ConnectionInfo, req: MetadataReq
         }
     }
     let topics: Vec<MetadataResponseTopic> = match requested {
-        None => image.topics.values().map(|t| topic_response(&image, t, version)).collect(),
+        None => image
+            .topics
+            .values()
+            .map(|t| topic_response(&image, t, version))
+            .collect(),
         Some(topics) => topics
             .into_iter()
             .map(|t| match (&t.name, t.topic_id.is_nil()) {
@@ -58,7 +69,8 @@ pub async fn handle(state: &BrokerState, conn: &ConnectionInfo, req: MetadataReq
                         .with_topic_id(t.topic_id)
                         .with_error_code(ResponseError::UnknownTopicId.code()),
                 },
-                (None, true) => MetadataResponseTopic::default().with_error_code(ResponseError::InvalidRequest.code()),
+                (None, true) => MetadataResponseTopic::default()
+                    .with_error_code(ResponseError::InvalidRequest.code()),
             })
             .collect(),
     };
@@ -72,7 +84,11 @@ pub async fn handle(state: &BrokerState, conn: &ConnectionInfo, req: MetadataReq
 
 /// Live brokers, each with its address on the client's listener (brokers without that listener
 /// are left out, as Kafka does).
-fn brokers(state: &BrokerState, image: &MetadataImage, conn: &ConnectionInfo) -> Vec<MetadataResponseBroker> {
+fn brokers(
+    state: &BrokerState,
+    image: &MetadataImage,
+    conn: &ConnectionInfo,
+) -> Vec<MetadataResponseBroker> {
     image
         .live_brokers()
         .filter_map(|b| {
@@ -92,7 +108,11 @@ fn brokers(state: &BrokerState, image: &MetadataImage, conn: &ConnectionInfo) ->
         .collect()
 }
 
-fn topic_response(image: &MetadataImage, topic: &TopicImage, _version: i16) -> MetadataResponseTopic {
+fn topic_response(
+    image: &MetadataImage,
+    topic: &TopicImage,
+    _version: i16,
+) -> MetadataResponseTopic {
     let partitions = topic
         .partitions
         .iter()
@@ -110,7 +130,14 @@ fn topic_response(image: &MetadataImage, topic: &TopicImage, _version: i16) -> M
                 .with_leader_epoch(p.leader_epoch)
                 .with_replica_nodes(p.replicas.iter().copied().map(BrokerId).collect())
                 .with_isr_nodes(p.isr.iter().copied().map(BrokerId).collect())
-                .with_offline_replicas(p.replicas.iter().filter(|r| !live(r)).copied().map(BrokerId).collect())
+                .with_offline_replicas(
+                    p.replicas
+                        .iter()
+                        .filter(|r| !live(r))
+                        .copied()
+                        .map(BrokerId)
+                        .collect(),
+                )
         })
         .collect();
     MetadataResponseTopic::default()

@@ -19,7 +19,9 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use rivulet_protocol::kafka_protocol::messages::{RequestKind, ResponseKind};
 use rivulet_protocol::kafka_protocol::protocol::StrBytes;
-use rivulet_protocol::{api_versions as table, encode_legacy_produce_response, encode_response, Request, RequestBody};
+use rivulet_protocol::{
+    api_versions as table, encode_legacy_produce_response, encode_response, Request, RequestBody,
+};
 
 use crate::broker::BrokerState;
 
@@ -55,7 +57,10 @@ pub struct RequestContext {
 
 /// Routes `ctx` to its handler and encodes the response.
 pub async fn dispatch(state: &BrokerState, ctx: RequestContext) -> Reply {
-    let RequestContext { request, connection } = ctx;
+    let RequestContext {
+        request,
+        connection,
+    } = ctx;
     let correlation_id = request.correlation_id();
     let key = request.api_key;
     let version = request.api_version;
@@ -67,12 +72,16 @@ pub async fn dispatch(state: &BrokerState, ctx: RequestContext) -> Reply {
             let resp = produce::handle_legacy(&req);
             let mut out = BytesMut::new();
             return match encode_legacy_produce_response(correlation_id, version, &resp, &mut out) {
-                Ok(()) if req.acks == 0 => Reply::Close("acks=0 produce in an old message format".into()),
+                Ok(()) if req.acks == 0 => {
+                    Reply::Close("acks=0 produce in an old message format".into())
+                }
                 Ok(()) => Reply::Frame(out.freeze()),
                 Err(e) => Reply::Close(format!("cannot encode the response: {e}")),
             };
         }
-        RequestBody::Kafka(RequestKind::ApiVersions(req)) => ResponseKind::ApiVersions(api_versions::handle(req)),
+        RequestBody::Kafka(RequestKind::ApiVersions(req)) => {
+            ResponseKind::ApiVersions(api_versions::handle(req))
+        }
         RequestBody::Kafka(RequestKind::Metadata(req)) => {
             ResponseKind::Metadata(metadata::handle(state, &connection, req, version).await)
         }
@@ -88,7 +97,9 @@ pub async fn dispatch(state: &BrokerState, ctx: RequestContext) -> Reply {
             }
             ResponseKind::Produce(resp)
         }
-        RequestBody::Kafka(RequestKind::Fetch(req)) => ResponseKind::Fetch(fetch::handle(state, req, version).await),
+        RequestBody::Kafka(RequestKind::Fetch(req)) => {
+            ResponseKind::Fetch(fetch::handle(state, req, version).await)
+        }
         RequestBody::Kafka(RequestKind::ListOffsets(req)) => {
             ResponseKind::ListOffsets(list_offsets::handle(state, req, version).await)
         }
@@ -112,7 +123,9 @@ pub async fn dispatch(state: &BrokerState, ctx: RequestContext) -> Reply {
     let mut out = BytesMut::new();
     match encode_response(correlation_id, key, version, &response, &mut out) {
         Ok(()) => Reply::Frame(out.freeze()),
-        Err(e) => Reply::Close(format!("cannot encode the {key:?} v{version} response: {e}")),
+        Err(e) => Reply::Close(format!(
+            "cannot encode the {key:?} v{version} response: {e}"
+        )),
     }
 }
 

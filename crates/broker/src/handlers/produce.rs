@@ -34,7 +34,11 @@ pub async fn handle(state: &BrokerState, req: ProduceRequest, version: i16) -> P
                         .with_base_offset(-1)
                         .with_log_append_time_ms(-1)
                         .with_log_start_offset(-1)
-                        .with_error_message(if version >= 8 { msg.and_then(message) } else { None })
+                        .with_error_message(if version >= 8 {
+                            msg.and_then(message)
+                        } else {
+                            None
+                        })
                 };
                 if !acks_ok {
                     return failed(ResponseError::InvalidRequiredAcks, None);
@@ -81,7 +85,11 @@ pub fn first_error(resp: &ProduceResponse) -> Option<ResponseError> {
     resp.responses
         .iter()
         .flat_map(|t| &t.partition_responses)
-        .find_map(|p| (p.error_code != 0).then(|| ResponseError::try_from_code(p.error_code)).flatten())
+        .find_map(|p| {
+            (p.error_code != 0)
+                .then(|| ResponseError::try_from_code(p.error_code))
+                .flatten()
+        })
 }
 
 /// Produce v0-2 carries the v0/v1 message formats only, which Rivulet does not store.

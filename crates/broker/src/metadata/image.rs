@@ -77,12 +77,18 @@ pub struct MetadataImage {
 impl MetadataImage {
     /// Rebuilds the derived indexes after a change or a load.
     pub fn reindex(&mut self) {
-        self.topic_names_by_id = self.topics.values().map(|t| (t.id, t.name.clone())).collect();
+        self.topic_names_by_id = self
+            .topics
+            .values()
+            .map(|t| (t.id, t.name.clone()))
+            .collect();
     }
 
     /// A topic by id.
     pub fn topic_by_id(&self, id: &Uuid) -> Option<&TopicImage> {
-        self.topic_names_by_id.get(id).and_then(|n| self.topics.get(n))
+        self.topic_names_by_id
+            .get(id)
+            .and_then(|n| self.topics.get(n))
     }
 
     /// Unfenced brokers, in id order.

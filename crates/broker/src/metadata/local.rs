@@ -66,12 +66,18 @@ pub fn new_cluster_id() -> String {
 impl LocalMetadataStore {
     /// Loads the image from `log_dir` (or starts an empty cluster) with this node as its only
     /// broker and controller.
-    pub fn open(log_dir: PathBuf, this_broker: BrokerImage, delete_topic_enable: bool) -> Result<Self, MetadataError> {
-        std::fs::create_dir_all(&log_dir).map_err(|e| MetadataError::Storage(format!("{}: {e}", log_dir.display())))?;
+    pub fn open(
+        log_dir: PathBuf,
+        this_broker: BrokerImage,
+        delete_topic_enable: bool,
+    ) -> Result<Self, MetadataError> {
+        std::fs::create_dir_all(&log_dir)
+            .map_err(|e| MetadataError::Storage(format!("{}: {e}", log_dir.display())))?;
         let path = log_dir.join(METADATA_FILE);
         let mut image = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice::<MetadataImage>(&bytes)
-                .map_err(|e| MetadataError::Storage(format!("{} is unreadable: {e}", path.display())))?,
+            Ok(bytes) => serde_json::from_slice::<MetadataImage>(&bytes).map_err(|e| {
+                MetadataError::Storage(format!("{} is unreadable: {e}", path.display()))
+            })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => MetadataImage {
                 cluster_id: new_cluster_id(),
                 next_producer_id: 0,
@@ -96,8 +102,10 @@ impl LocalMetadataStore {
     }
 
     fn persist_blocking(&self, image: &MetadataImage) -> Result<(), MetadataError> {
-        let bytes = serde_json::to_vec_pretty(image).map_err(|e| MetadataError::Storage(e.to_string()))?;
-        rivulet_storage::checkpoint::write_atomically(&self.path, &bytes).map_err(|e| MetadataError::Storage(e.to_string()))
+        let bytes =
+            serde_json::to_vec_pretty(image).map_err(|e| MetadataError::Storage(e.to_string()))?;
+        rivulet_storage::checkpoint::write_atomically(&self.path, &bytes)
+            .map_err(|e| MetadataError::Storage(e.to_string()))
     }
 
     /// Persists `next` (on a blocking thread), then publishes it.
@@ -107,8 +115,10 @@ impl LocalMetadataStore {
         let path = self.path.clone();
         let to_write = Arc::clone(&next);
         tokio::task::spawn_blocking(move || {
-            let bytes = serde_json::to_vec_pretty(&*to_write).map_err(|e| MetadataError::Storage(e.to_string()))?;
-            rivulet_storage::checkpoint::write_atomically(&path, &bytes).map_err(|e| MetadataError::Storage(e.to_string()))
+            let bytes = serde_json::to_vec_pretty(&*to_write)
+                .map_err(|e| MetadataError::Storage(e.to_string()))?;
+            rivulet_storage::checkpoint::write_atomically(&path, &bytes)
+                .map_err(|e| MetadataError::Storage(e.to_string()))
         })
         .await
         .map_err(|e| MetadataError::Storage(e.to_string()))??;
@@ -122,14 +132,20 @@ impl LocalMetadataStore {
         if image.topics.contains_key(&t.name) {
             return Err(MetadataError::TopicAlreadyExists(t.name.clone()));
         }
-        if let Some(other) = image.topics.keys().find(|n| topic_name::collides(n, &t.name)) {
+        if let Some(other) = image
+            .topics
+            .keys()
+            .find(|n| topic_name::collides(n, &t.name))
+        {
             return Err(MetadataError::InvalidTopic(format!(
                 "Topic '{}' collides with existing topic: {other}",
                 t.name
             )));
         }
         if t.assignment.is_empty() {
-            return Err(MetadataError::InvalidPartitions("Number of partitions must be larger than 0.".into()));
+            return Err(MetadataError::InvalidPartitions(
+                "Number of partitions must be larger than 0.".into(),
+            ));
         }
         for replicas in &t.assignment {
             if let Some(unknown) = replicas.iter().find(|id| !image.brokers.contains_key(id)) {
@@ -160,7 +176,11 @@ impl MetadataStore for LocalMetadataStore {
         self.changes.subscribe()
     }
 
-    async fn create_topics(&self, topics: Vec<NewTopic>, validate_only: bool) -> Vec<Result<TopicImage, MetadataError>> {
+    async fn create_topics(
+        &self,
+        topics: Vec<NewTopic>,
+        validate_only: bool,
+    ) -> Vec<Result<TopicImage, MetadataError>> {
         let _guard = self.writer.lock().await;
         let mut next = (*self.image()).clone();
         let mut results = Vec::with_capacity(topics.len());
@@ -228,7 +248,10 @@ impl MetadataStore for LocalMetadataStore {
         results
     }
 
-    async fn allocate_producer_ids(&self, _broker_id: i32) -> Result<ProducerIdBlock, MetadataError> {
+    async fn allocate_producer_ids(
+        &self,
+        _broker_id: i32,
+    ) -> Result<ProducerIdBlock, MetadataError> {
         let _guard = self.writer.lock().await;
         let mut next = (*self.image()).clone();
         let block = ProducerIdBlock {
@@ -285,20 +308,29 @@ mod tests {
         assert_eq!(image.topics["orders"].id, id);
         assert_eq!(image.topic_by_id(&id).unwrap().partitions.len(), 3);
         let next = store.allocate_producer_ids(1).await.unwrap();
-        assert_eq!(next.first, block.first + block.size, "blocks never overlap across restarts");
+        assert_eq!(
+            next.first,
+            block.first + block.size,
+            "blocks never overlap across restarts"
+        );
     }
 
     #[tokio::test]
     async fn refuses_duplicates_collisions_and_bad_assignments() {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalMetadataStore::open(dir.path().into(), broker(), true).unwrap();
-        store.create_topics(vec![topic("a.b", 1)], false).await[0].as_ref().unwrap();
+        store.create_topics(vec![topic("a.b", 1)], false).await[0]
+            .as_ref()
+            .unwrap();
         let r = store
             .create_topics(
                 vec![
                     topic("a.b", 1),
                     topic("a_b", 1),
-                    NewTopic { assignment: vec![vec![2]], ..topic("c", 1) },
+                    NewTopic {
+                        assignment: vec![vec![2]],
+                        ..topic("c", 1)
+                    },
                     topic("bad name", 1),
                 ],
                 false,
@@ -306,7 +338,10 @@ mod tests {
             .await;
         assert!(matches!(r[0], Err(MetadataError::TopicAlreadyExists(_))));
         assert!(matches!(r[1], Err(MetadataError::InvalidTopic(_))));
-        assert!(matches!(r[2], Err(MetadataError::InvalidReplicaAssignment(_))));
+        assert!(matches!(
+            r[2],
+            Err(MetadataError::InvalidReplicaAssignment(_))
+        ));
         assert!(matches!(r[3], Err(MetadataError::InvalidTopic(_))));
     }
 
@@ -316,9 +351,14 @@ mod tests {
         let store = LocalMetadataStore::open(dir.path().into(), broker(), true).unwrap();
         assert!(store.create_topics(vec![topic("v", 2)], true).await[0].is_ok());
         assert!(store.image().topics.is_empty());
-        let id = store.create_topics(vec![topic("v", 2)], false).await[0].as_ref().unwrap().id;
+        let id = store.create_topics(vec![topic("v", 2)], false).await[0]
+            .as_ref()
+            .unwrap()
+            .id;
         let changes = store.subscribe();
-        let deleted = store.delete_topics(vec![TopicRef::Id(id), TopicRef::Name("nope".into())]).await;
+        let deleted = store
+            .delete_topics(vec![TopicRef::Id(id), TopicRef::Name("nope".into())])
+            .await;
         assert!(deleted[0].is_ok());
         assert!(matches!(deleted[1], Err(MetadataError::UnknownTopic(_))));
         assert!(changes.has_changed().unwrap());

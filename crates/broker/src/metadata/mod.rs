@@ -94,9 +94,14 @@ pub trait MetadataStore: Send + Sync {
     fn subscribe(&self) -> watch::Receiver<Arc<MetadataImage>>;
     /// Creates topics (all-or-nothing per topic); with `validate_only`, only checks them.
     /// Answers once the change is durable.
-    async fn create_topics(&self, topics: Vec<NewTopic>, validate_only: bool) -> Vec<Result<TopicImage, MetadataError>>;
+    async fn create_topics(
+        &self,
+        topics: Vec<NewTopic>,
+        validate_only: bool,
+    ) -> Vec<Result<TopicImage, MetadataError>>;
     /// Deletes topics; answers once the deletion is durable.
     async fn delete_topics(&self, topics: Vec<TopicRef>) -> Vec<Result<TopicImage, MetadataError>>;
     /// Reserves the next block of producer ids for `broker_id`.
-    async fn allocate_producer_ids(&self, broker_id: i32) -> Result<ProducerIdBlock, MetadataError>;
+    async fn allocate_producer_ids(&self, broker_id: i32)
+        -> Result<ProducerIdBlock, MetadataError>;
 }

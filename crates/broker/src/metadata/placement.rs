@@ -4,7 +4,13 @@
 /// Assigns `replication_factor` replicas to each of `partitions` partitions over `brokers`
 /// (sorted ids), starting at `start` with replica shift `shift` (random in production).
 /// The first replica of each partition is its preferred leader.
-pub fn assign(brokers: &[i32], partitions: usize, replication_factor: usize, start: usize, shift: usize) -> Vec<Vec<i32>> {
+pub fn assign(
+    brokers: &[i32],
+    partitions: usize,
+    replication_factor: usize,
+    start: usize,
+    shift: usize,
+) -> Vec<Vec<i32>> {
     let n = brokers.len();
     if n == 0 || replication_factor == 0 || replication_factor > n {
         return Vec::new();

@@ -8,17 +8,24 @@ pub const MAX_NAME_LENGTH: usize = 249;
 /// Checks a topic name: 1 to 249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
 pub fn validate(name: &str) -> Result<(), MetadataError> {
     if name.is_empty() {
-        return Err(MetadataError::InvalidTopic("Topic name is illegal, it can't be empty".into()));
+        return Err(MetadataError::InvalidTopic(
+            "Topic name is illegal, it can't be empty".into(),
+        ));
     }
     if name == "." || name == ".." {
-        return Err(MetadataError::InvalidTopic("Topic name cannot be \".\" or \"..\"".into()));
+        return Err(MetadataError::InvalidTopic(
+            "Topic name cannot be \".\" or \"..\"".into(),
+        ));
     }
     if name.len() > MAX_NAME_LENGTH {
         return Err(MetadataError::InvalidTopic(format!(
             "Topic name is illegal, it can't be longer than {MAX_NAME_LENGTH} characters, topic name: {name}"
         )));
     }
-    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-') {
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
         return Err(MetadataError::InvalidTopic(format!(
             "Topic name \"{name}\" is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'"
         )));
@@ -45,7 +52,15 @@ mod tests {
 
     #[test]
     fn refuses_illegal_names() {
-        for n in ["", ".", "..", "has space", "slash/x", "ümlaut", &"x".repeat(250)] {
+        for n in [
+            "",
+            ".",
+            "..",
+            "has space",
+            "slash/x",
+            "ümlaut",
+            &"x".repeat(250),
+        ] {
             assert!(validate(n).is_err(), "{n:?}");
         }
     }
