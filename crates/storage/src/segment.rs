@@ -335,11 +335,19 @@ impl LogSegment {
     }
 
     /// Updates size, timestamps and indexes for batches just written at the end of the file.
+    /// Allocates nothing: index entries go straight into the maps.
     fn account(&mut self, metas: &[BatchMeta]) -> Result<()> {
+        self.indexes_mut()?;
+        let interval = self.index_interval_bytes;
         let mut position = self.size;
         let mut since = self.bytes_since_last_index_entry;
         let mut max_ts = self.max_timestamp_so_far.get();
-        let mut entries: Vec<(i64, u64, TimestampOffset)> = Vec::new();
+        let indexes = self
+            .indexes
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+            .ok_or_else(|| StorageError::corrupt_file(&self.log_path, "indexes unavailable"))?;
         for m in metas {
             if m.max_timestamp > max_ts.timestamp {
                 max_ts = TimestampOffset {
@@ -347,8 +355,9 @@ impl LogSegment {
                     offset: m.last_offset,
                 };
             }
-            if since > self.index_interval_bytes {
-                entries.push((m.last_offset, position, max_ts));
+            if since > interval {
+                indexes.offset.append(m.last_offset, position as u32)?;
+                indexes.time.maybe_append(max_ts.timestamp, max_ts.offset)?;
                 since = 0;
             }
             since += m.size;
@@ -360,13 +369,6 @@ impl LogSegment {
         self.size = position;
         self.bytes_since_last_index_entry = since;
         self.max_timestamp_so_far.set(max_ts);
-        let indexes = self.indexes_mut()?;
-        for (last_offset, pos, max_ts_then) in entries {
-            indexes.offset.append(last_offset, pos as u32)?;
-            indexes
-                .time
-                .maybe_append(max_ts_then.timestamp, max_ts_then.offset)?;
-        }
         Ok(())
     }
 
