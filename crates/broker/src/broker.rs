@@ -15,7 +15,7 @@ use rivulet_protocol::kafka_protocol::messages::create_topics_request::{
     CreatableReplicaAssignment, CreatableTopicConfig,
 };
 use rivulet_protocol::kafka_protocol::ResponseError;
-use rivulet_storage::StorageError;
+use rivulet_storage::{StorageError, TopicPartition};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -24,6 +24,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::BrokerConfig;
 use crate::metadata::local::LocalMetadataStore;
 use crate::metadata::{placement, topic_name, BrokerImage, MetadataError, MetadataStore, NewTopic};
+use crate::partition::Partition;
 use crate::producer_ids::ProducerIdManager;
 use crate::replica_manager::ReplicaManager;
 use crate::{server, service};
@@ -70,6 +71,36 @@ impl BrokerState {
     /// This broker's advertised `(host, port)` on `listener`.
     pub fn advertised(&self, listener: &str) -> Option<(String, u16)> {
         self.advertised.get(listener).cloned()
+    }
+
+    /// The partition `tp` if this broker leads it: `UNKNOWN_TOPIC_OR_PARTITION` when the
+    /// metadata has no such partition, `NOT_LEADER_OR_FOLLOWER` when another broker leads it
+    /// (or its log is not open here yet). What Produce, Fetch and ListOffsets check first.
+    pub fn leader_partition(&self, tp: &TopicPartition) -> Result<Arc<Partition>, ResponseError> {
+        let image = self.store.image();
+        let leader = image
+            .topics
+            .get(&tp.topic)
+            .and_then(|t| t.partitions.get(tp.partition as usize))
+            .map(|p| p.leader)
+            .ok_or(ResponseError::UnknownTopicOrPartition)?;
+        if leader != self.config.node_id {
+            return Err(ResponseError::NotLeaderOrFollower);
+        }
+        self.replicas
+            .get(tp)
+            .ok_or(ResponseError::NotLeaderOrFollower)
+    }
+
+    /// Where a client on `listener` reaches `broker`: this broker's advertised address, or
+    /// another broker's registered endpoint for that listener (`None`: the broker has no such
+    /// listener and is left out of the answer, as Kafka does).
+    pub fn endpoint(&self, broker: &BrokerImage, listener: &str) -> Option<(String, u16)> {
+        if broker.id == self.config.node_id {
+            self.advertised(listener)
+        } else {
+            broker.endpoints.get(listener).cloned()
+        }
     }
 
     /// Applies the current metadata image to the hosted partitions now (after an admin change,

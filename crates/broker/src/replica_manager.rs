@@ -24,6 +24,9 @@ pub struct ReplicaManager {
     config: Arc<BrokerConfig>,
     logs: Arc<LogManager>,
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
+    /// Serialises [`ReplicaManager::apply`]: admin handlers and the metadata follower both call
+    /// it, and two concurrent applies could open one partition twice.
+    applying: std::sync::Mutex<()>,
 }
 
 impl ReplicaManager {
@@ -43,6 +46,7 @@ impl ReplicaManager {
             config,
             logs: Arc::new(logs),
             partitions: RwLock::new(HashMap::new()),
+            applying: std::sync::Mutex::new(()),
         })
     }
 
@@ -72,6 +76,7 @@ impl ReplicaManager {
 
     /// Brings the hosted partitions in line with `image` (blocking: creates and deletes logs).
     pub fn apply(&self, image: &MetadataImage) -> Result<(), StorageError> {
+        let _one_at_a_time = self.applying.lock().unwrap_or_else(|e| e.into_inner());
         let mut wanted: HashMap<TopicPartition, (&TopicImage, i32, bool)> = HashMap::new();
         for topic in image.topics.values() {
             for p in &topic.partitions {

@@ -69,6 +69,10 @@ pub async fn handle(
         .create_topics(to_create.clone(), req.validate_only)
         .await
         .into_iter();
+    if !req.validate_only {
+        // Open the new partitions before answering, so the client's next request finds them.
+        state.sync_partitions().await;
+    }
     let mut new_topics = to_create.into_iter();
     let topics = results
         .into_iter()

@@ -31,6 +31,7 @@ pub async fn handle(
             .collect()
     };
     let outcomes = state.store.delete_topics(refs.clone()).await;
+    state.sync_partitions().await;
     let responses = refs
         .into_iter()
         .zip(outcomes)

@@ -35,11 +35,7 @@ pub fn handle(
         .values()
         .filter(|b| req.include_fenced_brokers || !b.fenced)
         .filter_map(|b| {
-            let (host, port) = if b.id == state.config.node_id {
-                state.advertised(&conn.listener)?
-            } else {
-                b.endpoints.get(&*conn.listener).cloned()?
-            };
+            let (host, port) = state.endpoint(b, &conn.listener)?;
             Some(
                 DescribeClusterBroker::default()
                     .with_broker_id(BrokerId(b.id))

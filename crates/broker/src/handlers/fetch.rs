@@ -57,7 +57,9 @@ pub async fn handle(state: &BrokerState, req: FetchRequest, version: i16) -> Fet
             let partition = match &name {
                 None if version >= 13 => Err(ResponseError::UnknownTopicId),
                 None => Err(ResponseError::UnknownTopicOrPartition),
-                Some(name) => resolve(state, &TopicPartition::new(name.clone(), p.partition)),
+                Some(name) => {
+                    state.leader_partition(&TopicPartition::new(name.clone(), p.partition))
+                }
             };
             wanted.push(Wanted {
                 topic: topics.len() - 1,
@@ -95,23 +97,6 @@ pub async fn handle(state: &BrokerState, req: FetchRequest, version: i16) -> Fet
             return respond(topics, partitions, version);
         }
     }
-}
-
-fn resolve(state: &BrokerState, tp: &TopicPartition) -> Result<Arc<Partition>, ResponseError> {
-    let image = state.store.image();
-    let leader = image
-        .topics
-        .get(&tp.topic)
-        .and_then(|t| t.partitions.get(tp.partition as usize))
-        .map(|p| p.leader)
-        .ok_or(ResponseError::UnknownTopicOrPartition)?;
-    if leader != state.config.node_id {
-        return Err(ResponseError::NotLeaderOrFollower);
-    }
-    state
-        .replicas
-        .get(tp)
-        .ok_or(ResponseError::NotLeaderOrFollower)
 }
 
 /// Reads every partition once, in request order. As Kafka does (KIP-74), the first batch found

@@ -59,17 +59,7 @@ async fn lookup(
     timestamp: i64,
     current_epoch: i32,
 ) -> Result<(i64, i64, i32), ResponseError> {
-    let image = state.store.image();
-    let leader = image
-        .topics
-        .get(&tp.topic)
-        .and_then(|t| t.partitions.get(tp.partition as usize))
-        .map(|p| p.leader)
-        .ok_or(ResponseError::UnknownTopicOrPartition)?;
-    let partition = match state.replicas.get(tp) {
-        Some(p) if leader == state.config.node_id => p,
-        _ => return Err(ResponseError::NotLeaderOrFollower),
-    };
+    let partition = state.leader_partition(tp)?;
     let epoch = partition.leader_epoch();
     if current_epoch >= 0 && current_epoch != epoch {
         return Err(if current_epoch < epoch {

@@ -92,11 +92,7 @@ fn brokers(
     image
         .live_brokers()
         .filter_map(|b| {
-            let (host, port) = if b.id == state.config.node_id {
-                state.advertised(&conn.listener)?
-            } else {
-                b.endpoints.get(&*conn.listener).cloned()?
-            };
+            let (host, port) = state.endpoint(b, &conn.listener)?;
             Some(
                 MetadataResponseBroker::default()
                     .with_node_id(BrokerId(b.id))

@@ -19,13 +19,11 @@ use crate::now_ms;
 /// Appends every partition's records and reports offsets or errors per partition.
 pub async fn handle(state: &BrokerState, req: ProduceRequest, version: i16) -> ProduceResponse {
     let acks_ok = matches!(req.acks, -1..=1);
-    let image = state.store.image();
     let mut topics = Vec::with_capacity(req.topic_data.len());
     for topic in req.topic_data {
         let name = topic.name.0.to_string();
         let appends = topic.partition_data.into_iter().map(|p| {
             let tp = TopicPartition::new(name.clone(), p.index);
-            let image = &image;
             async move {
                 let failed = |e: ResponseError, msg: Option<String>| {
                     PartitionProduceResponse::default()
@@ -43,15 +41,9 @@ pub async fn handle(state: &BrokerState, req: ProduceRequest, version: i16) -> P
                 if !acks_ok {
                     return failed(ResponseError::InvalidRequiredAcks, None);
                 }
-                let led_here = image
-                    .topics
-                    .get(&tp.topic)
-                    .and_then(|t| t.partitions.get(tp.partition as usize))
-                    .map(|p| p.leader == state.config.node_id);
-                let partition = match (led_here, state.replicas.get(&tp)) {
-                    (None, _) => return failed(ResponseError::UnknownTopicOrPartition, None),
-                    (Some(true), Some(partition)) => partition,
-                    _ => return failed(ResponseError::NotLeaderOrFollower, None),
+                let partition = match state.leader_partition(&tp) {
+                    Ok(p) => p,
+                    Err(e) => return failed(e, None),
                 };
                 let Some(records) = p.records else {
                     return failed(ResponseError::InvalidRecord, Some("no records".into()));
