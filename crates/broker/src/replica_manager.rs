@@ -103,20 +103,24 @@ impl ReplicaManager {
                 self.logs.delete(&tp)?;
             }
         }
+        // A topic's config is parsed once per apply, not once per partition.
+        let mut configs: HashMap<&str, LogConfig> = HashMap::new();
         for (tp, (topic, epoch, sole_leader)) in wanted {
+            let config = configs
+                .entry(topic.name.as_str())
+                .or_insert_with(|| self.log_config(topic))
+                .clone();
             let partition = match self.get(&tp) {
                 Some(p) => {
                     p.set_leader_epoch(epoch);
-                    rivulet_storage::log_manager::write_log(p.log())
-                        .set_config(self.log_config(topic));
+                    rivulet_storage::log_manager::write_log(p.log()).set_config(config);
                     p
                 }
                 None => {
-                    let log = self
-                        .logs
-                        .get_or_create(&tp, self.log_config(topic), now_ms())?;
-                    rivulet_storage::log_manager::write_log(&log)
-                        .set_config(self.log_config(topic));
+                    // A log found on disk at start-up was opened with the broker defaults:
+                    // give it the topic's config either way.
+                    let log = self.logs.get_or_create(&tp, config.clone(), now_ms())?;
+                    rivulet_storage::log_manager::write_log(&log).set_config(config);
                     let p = Arc::new(Partition::new(tp.clone(), topic.id, log, epoch));
                     self.map_mut().insert(tp, Arc::clone(&p));
                     p

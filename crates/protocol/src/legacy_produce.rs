@@ -216,12 +216,7 @@ impl LegacyProduceRequest {
     /// Appends the v0-2 body to `out` (for clients and tests; the broker only decodes these).
     /// On error `out` is unchanged.
     pub fn encode(&self, out: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
-        let start = out.len();
-        let result = self.write(out, version);
-        if result.is_err() {
-            out.truncate(start);
-        }
-        result.map_err(|reason| body_error(version, reason))
+        encode_or_roll_back(out, version, |out| self.write(out, version))
     }
 
     fn write(&self, out: &mut BytesMut, version: i16) -> Result<(), WireError> {
@@ -277,12 +272,7 @@ impl LegacyProduceResponse {
     /// [`crate::encode_legacy_produce_response`] for a whole frame). On error `out` is
     /// unchanged.
     pub fn encode(&self, out: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
-        let start = out.len();
-        let result = self.write(out, version);
-        if result.is_err() {
-            out.truncate(start);
-        }
-        result.map_err(|reason| body_error(version, reason))
+        encode_or_roll_back(out, version, |out| self.write(out, version))
     }
 
     fn write(&self, out: &mut BytesMut, version: i16) -> Result<(), WireError> {
@@ -389,6 +379,20 @@ fn put_name(out: &mut BytesMut, name: &TopicName) -> Result<(), WireError> {
     out.put_i16(len);
     out.put_slice(bytes);
     Ok(())
+}
+
+/// Runs `write` on `out`; on error, puts `out` back as it was and names the version.
+fn encode_or_roll_back(
+    out: &mut BytesMut,
+    version: i16,
+    write: impl FnOnce(&mut BytesMut) -> Result<(), WireError>,
+) -> Result<(), EncodeError> {
+    let start = out.len();
+    let result = write(out);
+    if result.is_err() {
+        out.truncate(start);
+    }
+    result.map_err(|reason| body_error(version, reason))
 }
 
 #[cfg(test)]

@@ -257,12 +257,7 @@ fn create_describe_delete_and_list_topics() {
 
     // The topics (and their configs) survive a restart; the deleted one stays deleted.
     let mut broker = broker;
-    let status = broker.terminate();
-    assert!(
-        status.success(),
-        "clean shutdown: {}",
-        support::describe_status(status)
-    );
+    broker.terminate_cleanly();
     broker.restart();
     assert_eq!(topic_names(&broker), ["orders", "plain"]);
     let admin = support::admin(&broker);

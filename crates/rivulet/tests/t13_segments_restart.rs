@@ -16,8 +16,8 @@ use rdkafka::producer::{BaseRecord, Producer};
 use rdkafka::Offset;
 
 use support::{
-    assert_same_messages, assign, consume_n, consumer, create_topic, describe_status, now_ms,
-    produce_all, producer, read_topic, segment_files, TestBroker, TestMessage, OP_TIMEOUT,
+    assert_same_messages, assign, consume_n, consumer, create_topic, now_ms, produce_all, producer,
+    read_topic, segment_files, TestBroker, TestMessage, OP_TIMEOUT,
 };
 
 const TOPIC: &str = "rolled";
@@ -75,12 +75,7 @@ fn fetch_across_segment_rolls_and_restarts() {
     drop(consumer);
 
     // Clean restart.
-    let status = broker.terminate();
-    assert!(
-        status.success(),
-        "SIGTERM exit: {}",
-        describe_status(status)
-    );
+    broker.terminate_cleanly();
     assert!(clean_marker(&broker), "a clean shutdown leaves its marker");
     broker.restart();
     assert_same_messages(

@@ -144,12 +144,7 @@ fn retried_batches_are_deduplicated_across_restarts_and_gaps_refused() {
     );
 
     // The producer state survives a clean restart (snapshot) ...
-    let status = broker.terminate();
-    assert!(
-        status.success(),
-        "SIGTERM exit: {}",
-        support::describe_status(status)
-    );
+    broker.terminate_cleanly();
     broker.restart();
     let mut client = RawClient::connect(broker.addr());
     assert_eq!(

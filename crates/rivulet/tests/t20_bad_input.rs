@@ -506,12 +506,7 @@ fn random_bytes_never_hurt_the_broker() {
     // And its data is intact on disk: after a clean restart it reads back the same.
     let mut broker = broker;
     assert!(broker.is_running(), "the broker is still running");
-    let status = broker.terminate();
-    assert!(
-        status.success(),
-        "SIGTERM exit: {}",
-        support::describe_status(status)
-    );
+    broker.terminate_cleanly();
     broker.restart();
     assert_same_messages(
         &sent,

@@ -146,6 +146,23 @@ impl PartitionLog {
         self.high_watermark = offset.clamp(self.log_start_offset, self.log_end_offset);
     }
 
+    /// [`LogSegment::should_roll`] of the active segment under this log's config (borrowing
+    /// the two fields apart, so the config need not be copied on every append).
+    fn active_should_roll(
+        &mut self,
+        batch_size: u64,
+        last_offset: i64,
+        max_timestamp: i64,
+        now_ms: i64,
+    ) -> Result<bool> {
+        let active = self
+            .segments
+            .values_mut()
+            .next_back()
+            .ok_or_else(|| StorageError::corrupt_file(&self.dir, "log has no segment"))?;
+        active.should_roll(&self.config, batch_size, last_offset, max_timestamp, now_ms)
+    }
+
     fn active_segment(&mut self) -> Result<&mut LogSegment> {
         self.segments
             .values_mut()
@@ -265,9 +282,7 @@ impl PartitionLog {
             }
             let size = b.size();
             let run_len = (pos - run_start) as u64;
-            let config = self.config.clone();
-            if self.active_segment()?.should_roll(
-                &config,
+            if self.active_should_roll(
                 run_len + size as u64,
                 b.last_offset(),
                 b.max_timestamp(),
@@ -412,14 +427,7 @@ impl PartitionLog {
         max_timestamp: i64,
         now_ms: i64,
     ) -> Result<()> {
-        let config = self.config.clone();
-        if self.active_segment()?.should_roll(
-            &config,
-            batch_size,
-            last_offset,
-            max_timestamp,
-            now_ms,
-        )? {
+        if self.active_should_roll(batch_size, last_offset, max_timestamp, now_ms)? {
             let next = self.log_end_offset;
             self.roll(next, now_ms)?;
         }

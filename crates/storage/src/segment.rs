@@ -374,7 +374,7 @@ impl LogSegment {
 
     /// Finds the first batch whose last offset is `>= offset`, scanning from `start_position`
     /// (which must be a batch boundary at or before it). `None` if the segment holds no such
-    /// batch below `end_position`.
+    /// batch.
     pub fn translate_offset(
         &self,
         offset: i64,
@@ -447,17 +447,10 @@ impl LogSegment {
         } else {
             end
         };
-        if end <= first.position {
-            return Ok(Some(FileSlice {
-                file: Arc::clone(&self.log),
-                position: first.position,
-                len: 0,
-            }));
-        }
         Ok(Some(FileSlice {
             file: Arc::clone(&self.log),
             position: first.position,
-            len: end - first.position,
+            len: end.saturating_sub(first.position),
         }))
     }
 

@@ -147,6 +147,16 @@ impl TestBroker {
         let _ = child.wait();
     }
 
+    /// [`Self::terminate`], asserting that the broker shut down cleanly (exit status 0).
+    pub fn terminate_cleanly(&mut self) {
+        let status = self.terminate();
+        assert!(
+            status.success(),
+            "SIGTERM exit: {}",
+            describe_status(status)
+        );
+    }
+
     /// SIGTERM, then waits (at most [`STOP_TIMEOUT`]) for the broker to exit; returns its exit
     /// status. Panics (after a SIGKILL) if it does not exit in time.
     pub fn terminate(&mut self) -> ExitStatus {
