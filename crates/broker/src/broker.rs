@@ -21,9 +21,20 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::BrokerConfig;
-use crate::metadata::local::LocalMetadataStore;
-use crate::metadata::{placement, topic_name, BrokerImage, MetadataError, MetadataStore, NewTopic};
+use rivulet_controller::{
+    ControllerClient, ControllerConfig, ControllerError, ControllerNode, Registration, Settings,
+    Voter,
+};
+use rivulet_storage::log_manager::METADATA_LOG_DIR;
+use rivulet_storage::meta_properties::{self, MetaPropertiesError};
+use tokio::sync::watch;
+
+use crate::config::{BrokerConfig, Listener, ProcessRole};
+use crate::lifecycle;
+use crate::metadata::quorum_store::QuorumMetadataStore;
+use crate::metadata::{
+    follower, ids, topic_name, Assignment, BrokerImage, MetadataError, MetadataStore, NewTopic,
+};
 use crate::partition::Partition;
 use crate::producer_ids::ProducerIdManager;
 use crate::replica_manager::ReplicaManager;
@@ -49,6 +60,12 @@ pub enum BrokerError {
     /// Metadata could not be loaded.
     #[error("metadata: {0}")]
     Metadata(#[from] MetadataError),
+    /// The log dirs belong to another node or cluster, or are not formatted.
+    #[error("{0}")]
+    Identity(#[from] MetaPropertiesError),
+    /// The controller role could not start.
+    #[error("controller: {0}")]
+    Controller(#[from] ControllerError),
     /// A blocking start-up or shutdown task failed.
     #[error("internal task failed: {0}")]
     Task(String),
@@ -127,8 +144,6 @@ impl BrokerState {
     ) -> Result<NewTopic, (ResponseError, String)> {
         topic_name::validate(name)
             .map_err(|e| (ResponseError::InvalidTopicException, e.to_string()))?;
-        let image = self.store.image();
-        let brokers: Vec<i32> = image.live_brokers().map(|b| b.id).collect();
         let assignment = if assignments.is_empty() {
             let partitions = if num_partitions == -1 {
                 self.config.num_partitions
@@ -153,23 +168,11 @@ impl BrokerState {
                         .into(),
                 ));
             }
-            if rf as usize > brokers.len() {
-                return Err((
-                    ResponseError::InvalidReplicationFactor,
-                    format!(
-                        "Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be reached because only {} broker(s) are registered.",
-                        brokers.len()
-                    ),
-                ));
+            // Placement over the unfenced brokers is the controller's.
+            Assignment::Auto {
+                partitions,
+                replication_factor: rf,
             }
-            let n = brokers.len().max(1);
-            placement::assign(
-                &brokers,
-                partitions as usize,
-                rf as usize,
-                fastrand::usize(..n),
-                fastrand::usize(..n),
-            )
         } else {
             if num_partitions != -1 || replication_factor != -1 {
                 return Err((
@@ -190,7 +193,7 @@ impl BrokerState {
                     "Partitions should be a consecutive 0-based integer sequence".into(),
                 ));
             }
-            by_index.into_values().collect()
+            Assignment::Manual(by_index.into_values().collect())
         };
         let mut overrides = BTreeMap::new();
         for c in configs {
@@ -235,9 +238,10 @@ impl BrokerState {
     }
 }
 
-/// A running broker.
+/// A running node: the broker role, the controller role, or both.
 pub struct Broker {
-    state: Arc<BrokerState>,
+    state: Option<Arc<BrokerState>>,
+    controller: Option<ControllerNode>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
     bound: Vec<(String, SocketAddr)>,
@@ -245,27 +249,132 @@ pub struct Broker {
 
 /// How long in-flight requests may take to finish at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How long a forwarded admin change may take (Kafka's `request.timeout.ms` default).
+const CONTROLLER_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long an answer waits for this broker's image to include a committed change.
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn bind(l: &Listener) -> Result<(TcpListener, SocketAddr), BrokerError> {
+    let address = l.bind_address();
+    let bind_error = |source| BrokerError::Bind {
+        listener: l.name.clone(),
+        address: address.clone(),
+        source,
+    };
+    let socket = TcpListener::bind(&address).await.map_err(bind_error)?;
+    let local = socket.local_addr().map_err(bind_error)?;
+    Ok((socket, local))
+}
+
+/// Checks (or, where allowed, writes) `meta.properties` in every log dir; returns the cluster
+/// id. Unformatted dirs are formatted when `cluster.id` is configured, or for a zero-config
+/// single node (the only voter) with a fresh id; otherwise the node refuses to start.
+fn cluster_identity(config: &BrokerConfig) -> Result<String, MetaPropertiesError> {
+    let is_controller = config.process_roles.contains(&ProcessRole::Controller);
+    let single_voter = is_controller
+        && config.controller_quorum_voters.len() == 1
+        && config.controller_quorum_voters[0].id == config.node_id;
+    let fresh = ids::new_cluster_id;
+    let may_format = config.cluster_id.is_some() || single_voter;
+    meta_properties::ensure_formatted(
+        &config.log_dirs,
+        config.node_id,
+        config.cluster_id.as_deref(),
+        may_format.then_some(&fresh as &dyn Fn() -> String),
+    )
+}
+
+/// `controller.quorum.voters` as addresses. A single voter that is this node is reached on the
+/// controller listener as bound (`own`), so a zero-config node on another port still finds
+/// itself.
+fn voters(config: &BrokerConfig, own: Option<SocketAddr>) -> Vec<Voter> {
+    if let (Some(own), [only]) = (own, config.controller_quorum_voters.as_slice()) {
+        if only.id == config.node_id {
+            return vec![Voter {
+                id: only.id,
+                address: own.to_string(),
+            }];
+        }
+    }
+    config
+        .controller_quorum_voters
+        .iter()
+        .map(|v| Voter {
+            id: v.id,
+            address: if v.host.contains(':') {
+                format!("[{}]:{}", v.host, v.port)
+            } else {
+                format!("{}:{}", v.host, v.port)
+            },
+        })
+        .collect()
+}
 
 impl Broker {
-    /// Starts a broker: binds its listeners, recovers its logs, loads metadata, and serves.
+    /// Starts the node's roles: the controller (Raft voter) first, then the broker, which binds
+    /// its listeners, recovers its logs, follows the metadata, registers, and serves clients
+    /// once the controller has unfenced it.
     pub async fn start(config: BrokerConfig) -> Result<Broker, BrokerError> {
         let config = Arc::new(config);
+        let cluster_id = {
+            let config = Arc::clone(&config);
+            tokio::task::spawn_blocking(move || cluster_identity(&config))
+                .await
+                .map_err(|e| BrokerError::Task(e.to_string()))??
+        };
+        tracing::info!(node_id = config.node_id, cluster_id = %cluster_id, "starting");
+        let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let is_broker = config.process_roles.contains(&ProcessRole::Broker);
+        let is_controller = config.process_roles.contains(&ProcessRole::Controller);
+        let mut bound = Vec::new();
+        let mut own_controller = None;
+
+        let controller = if is_controller {
+            let listener = config
+                .controller_listeners()
+                .next()
+                .ok_or_else(|| BrokerError::Task("no controller listener".into()))?;
+            let (socket, local) = bind(listener).await?;
+            tracing::info!(listener = %listener.name, address = %local, "listening");
+            bound.push((listener.name.clone(), local));
+            own_controller = Some(local);
+            let dir = config
+                .log_dirs
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "./data".into())
+                .join(METADATA_LOG_DIR);
+            let mut c = ControllerConfig::new(
+                config.node_id,
+                cluster_id.clone(),
+                voters(&config, own_controller),
+                dir,
+            );
+            c.settings = Settings {
+                delete_topic_enable: config.delete_topic_enable,
+                unclean_leader_election_enable: config.unclean_leader_election_enable,
+            };
+            c.session_timeout =
+                Duration::from_millis(config.broker_session_timeout_ms.max(1) as u64);
+            Some(ControllerNode::start(c, socket).await?)
+        } else {
+            None
+        };
+        if !is_broker {
+            return Ok(Broker {
+                state: None,
+                controller,
+                shutdown,
+                tasks,
+                bound,
+            });
+        }
+
         let mut listeners = Vec::new();
         let mut advertised = HashMap::new();
         for l in config.broker_listeners() {
-            let address = l.bind_address();
-            let socket = TcpListener::bind(&address)
-                .await
-                .map_err(|source| BrokerError::Bind {
-                    listener: l.name.clone(),
-                    address: address.clone(),
-                    source,
-                })?;
-            let local = socket.local_addr().map_err(|source| BrokerError::Bind {
-                listener: l.name.clone(),
-                address: address.clone(),
-                source,
-            })?;
+            let (socket, local) = bind(l).await?;
             let (host, port) = config
                 .advertised_for(&l.name)
                 .map(|(h, p)| (h.to_owned(), p))
@@ -282,41 +391,59 @@ impl Broker {
                 .map_err(|e| BrokerError::Task(e.to_string()))??
         };
         let replicas = Arc::new(replicas);
-        let this_broker = BrokerImage {
-            id: config.node_id,
+        let client = ControllerClient::new(
+            cluster_id,
+            &voters(&config, own_controller),
+            CONTROLLER_REQUEST_TIMEOUT,
+        )?;
+        let store = QuorumMetadataStore::new(client, CATCH_UP_TIMEOUT);
+        let local_voter = if is_controller { config.node_id } else { -1 };
+        tasks.spawn(follower::run(
+            Arc::clone(&store),
+            config.node_id,
+            local_voter,
+            shutdown.clone(),
+        ));
+        let registration = Registration {
+            broker_id: config.node_id,
+            incarnation_id: uuid::Uuid::new_v4(),
             endpoints: advertised
                 .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
+                .map(|(l, (h, p))| (l.clone(), h.clone(), *p))
                 .collect(),
             rack: None,
-            fenced: false,
         };
-        let log_dir = config
-            .log_dirs
-            .first()
-            .cloned()
-            .unwrap_or_else(|| "./data".into());
-        let store: Arc<dyn MetadataStore> = Arc::new(LocalMetadataStore::open(
-            log_dir,
-            this_broker,
-            config.delete_topic_enable,
-        )?);
+        let (unfenced_tx, mut unfenced) = watch::channel(false);
+        tasks.spawn(lifecycle::run(
+            Arc::clone(&store),
+            registration,
+            Duration::from_millis(config.broker_heartbeat_interval_ms.max(1) as u64),
+            unfenced_tx,
+            shutdown.clone(),
+        ));
+        let store_dyn: Arc<dyn MetadataStore> = store;
         let state = Arc::new(BrokerState {
-            producer_ids: ProducerIdManager::new(Arc::clone(&store), config.node_id),
+            producer_ids: ProducerIdManager::new(Arc::clone(&store_dyn), config.node_id),
             config: Arc::clone(&config),
-            store,
+            store: store_dyn,
             replicas: Arc::clone(&replicas),
             advertised,
         });
+        // Serve only once caught up and unfenced, as Kafka's brokers do.
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), unfenced.wait_for(|u| *u)).await {
+                Ok(Ok(_)) => break,
+                Ok(Err(_)) => return Err(BrokerError::Task("the lifecycle task stopped".into())),
+                Err(_) => {
+                    tracing::info!("waiting for the controller quorum to unfence this broker")
+                }
+            }
+        }
         state.sync_partitions().await;
-
-        let shutdown = CancellationToken::new();
-        let tasks = TaskTracker::new();
         replicas.spawn_maintenance(shutdown.clone(), &tasks);
-        spawn_metadata_follower(&state, shutdown.clone(), &tasks);
+        spawn_partition_sync(&state, shutdown.clone(), &tasks);
         let service = service::broker_service(Arc::clone(&state), service::QUEUED_MAX_REQUESTS);
         let connections = Arc::new(Semaphore::new(config.max_connections.max(1) as usize));
-        let mut bound = Vec::new();
         for (name, socket, local) in listeners {
             bound.push((name.clone(), local));
             tasks.spawn(server::accept_loop(
@@ -331,7 +458,8 @@ impl Broker {
         }
         tracing::info!(node_id = config.node_id, "broker started");
         Ok(Broker {
-            state,
+            state: Some(state),
+            controller,
             shutdown,
             tasks,
             bound,
@@ -346,15 +474,20 @@ impl Broker {
             .map(|(_, a)| *a)
     }
 
-    /// The shared state (for tests).
-    pub fn state(&self) -> &Arc<BrokerState> {
-        &self.state
+    /// The broker role's shared state, if this node is a broker.
+    pub fn state(&self) -> Option<&Arc<BrokerState>> {
+        self.state.as_ref()
     }
 
-    /// Stops accepting, waits for in-flight requests (up to a grace period), then closes every
-    /// log cleanly so the next start needs no recovery.
+    /// The controller role, if this node is a voter.
+    pub fn controller(&self) -> Option<&ControllerNode> {
+        self.controller.as_ref()
+    }
+
+    /// Stops accepting, waits for in-flight requests (up to a grace period), closes every log
+    /// cleanly so the next start needs no recovery, then stops the controller.
     pub async fn shutdown(self) -> Result<(), BrokerError> {
-        tracing::info!("broker shutting down");
+        tracing::info!("shutting down");
         self.shutdown.cancel();
         self.tasks.close();
         if tokio::time::timeout(SHUTDOWN_GRACE, self.tasks.wait())
@@ -363,20 +496,25 @@ impl Broker {
         {
             tracing::warn!("in-flight requests did not finish within the grace period");
         }
-        let replicas = Arc::clone(&self.state.replicas);
-        drop(self.state);
-        let replicas = Arc::try_unwrap(replicas)
-            .map_err(|_| BrokerError::Task("partitions still in use at shutdown".into()))?;
-        tokio::task::spawn_blocking(move || replicas.shutdown())
-            .await
-            .map_err(|e| BrokerError::Task(e.to_string()))??;
-        tracing::info!("broker stopped");
+        if let Some(state) = self.state {
+            let replicas = Arc::clone(&state.replicas);
+            drop(state);
+            let replicas = Arc::try_unwrap(replicas)
+                .map_err(|_| BrokerError::Task("partitions still in use at shutdown".into()))?;
+            tokio::task::spawn_blocking(move || replicas.shutdown())
+                .await
+                .map_err(|e| BrokerError::Task(e.to_string()))??;
+        }
+        if let Some(controller) = self.controller {
+            controller.shutdown().await;
+        }
+        tracing::info!("stopped");
         Ok(())
     }
 }
 
 /// Applies every new metadata image to the hosted partitions.
-fn spawn_metadata_follower(
+fn spawn_partition_sync(
     state: &Arc<BrokerState>,
     shutdown: CancellationToken,
     tasks: &TaskTracker,

@@ -26,16 +26,6 @@ pub fn storage_error_code(e: &StorageError) -> ResponseError {
 
 /// The Kafka error code for a metadata error.
 pub fn metadata_error_code(e: &MetadataError) -> ResponseError {
-    match e {
-        MetadataError::TopicAlreadyExists(_) => ResponseError::TopicAlreadyExists,
-        MetadataError::InvalidTopic(_) => ResponseError::InvalidTopicException,
-        MetadataError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
-        MetadataError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
-        MetadataError::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
-        MetadataError::InvalidConfig(_) => ResponseError::InvalidConfig,
-        MetadataError::UnknownTopic(_) => ResponseError::UnknownTopicOrPartition,
-        MetadataError::UnknownTopicId(_) => ResponseError::UnknownTopicId,
-        MetadataError::TopicDeletionDisabled => ResponseError::TopicDeletionDisabled,
-        MetadataError::Storage(_) => ResponseError::KafkaStorageError,
-    }
+    e.response_error()
+        .unwrap_or(ResponseError::UnknownServerError)
 }

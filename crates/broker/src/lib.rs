@@ -17,6 +17,7 @@ pub mod config;
 pub mod connection;
 pub mod error;
 pub mod handlers;
+pub mod lifecycle;
 pub mod metadata;
 pub mod partition;
 pub mod producer_ids;

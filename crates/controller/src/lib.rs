@@ -1,4 +1,45 @@
-//! The Raft-replicated metadata quorum that replaces ZooKeeper (openraft, state in sled):
-//! broker registration and fencing, topic and partition records, leader election and epochs.
+//! The Raft-replicated metadata quorum that replaces ZooKeeper.
 //!
-//! Filled in by the "Raft-replicated controller quorum" issue; an empty workspace member until then.
+//! ```text
+//!  broker ──gRPC ControllerService──▶ active controller (QuorumController task)
+//!                                        │ decisions::* (pure: image + request → records)
+//!                                        ▼
+//!                                   openraft log (sled) ──replicated──▶ other voters
+//!                                        │ committed
+//!                                        ▼
+//!                         MetadataStateMachine → MetadataImage + MetadataFeed
+//!                                        │
+//!  broker ◀──gRPC FetchMetadata stream───┘  (snapshot, then deltas from an offset)
+//! ```
+//!
+//! * [`records`]: the versioned metadata records and deltas.
+//! * [`image`]: the immutable metadata image and how records apply to it.
+//! * [`decisions`]: what the active controller decides (placement, elections, epoch checks).
+//! * [`quorum_controller`]: the task that serializes requests and proposes records.
+//! * [`raft`]: openraft's storage (sled), state machine and network.
+//! * [`grpc`]: the services and the client brokers use.
+//! * [`node`]: a whole voter, started and stopped.
+//!
+//! The Raft term is the controller epoch and the Raft log index the metadata offset; a broker's
+//! epoch is the offset of its registration record.
+
+pub mod decisions;
+pub mod error;
+pub mod grpc;
+pub mod ids;
+pub mod image;
+pub mod node;
+pub mod placement;
+pub mod quorum_controller;
+// openraft's traits fix the error type (`StorageError`, 224 bytes); helpers return it as is.
+#[allow(clippy::result_large_err)]
+pub mod raft;
+pub mod records;
+pub mod topic_name;
+
+pub use decisions::{Assignment, NewPartitions, NewTopic, Settings, TopicConfigChange, TopicRef};
+pub use error::MetadataError;
+pub use grpc::client::{ControllerClient, MetadataUpdate, Registration, Voter};
+pub use image::{BrokerImage, MetadataImage, PartitionImage, TopicImage};
+pub use node::{ControllerConfig, ControllerError, ControllerNode};
+pub use quorum_controller::{Controller, HeartbeatReply};

@@ -45,6 +45,9 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     range(ApiKey::DeleteTopics, 1, 6),
     range(ApiKey::InitProducerId, 0, 5),
     range(ApiKey::DescribeConfigs, 1, 4),
+    range(ApiKey::AlterConfigs, 0, 2),
+    range(ApiKey::CreatePartitions, 0, 3),
+    range(ApiKey::IncrementalAlterConfigs, 0, 1),
     range(ApiKey::DescribeCluster, 0, 1),
 ];
 
@@ -88,7 +91,7 @@ pub fn encode_api_versions_fallback(correlation_id: i32) -> BytesMut {
     const ENTRY_BYTES: usize = 6;
     let body_len = 4 + 2 + 4 + ENTRY_BYTES * SUPPORTED_APIS.len();
     let mut out = BytesMut::with_capacity(4 + body_len);
-    // Both lengths are small constants: the table has ten entries.
+    // Both lengths are small constants: the table has a few dozen entries at most.
     out.put_i32(body_len as i32);
     out.put_i32(correlation_id);
     out.put_i16(ResponseError::UnsupportedVersion.code());
@@ -148,6 +151,11 @@ mod tests {
         assert!(!is_supported(ApiKey::Produce, 12));
         assert!(!is_supported(ApiKey::Fetch, 3));
         assert!(is_supported(ApiKey::DescribeCluster, 1));
+        assert!(is_supported(ApiKey::AlterConfigs, 0));
+        assert!(is_supported(ApiKey::CreatePartitions, 3));
+        assert!(!is_supported(ApiKey::CreatePartitions, 4));
+        assert!(is_supported(ApiKey::IncrementalAlterConfigs, 1));
+        assert!(!is_supported(ApiKey::IncrementalAlterConfigs, 2));
         assert!(!is_supported(ApiKey::ApiVersions, 5));
         assert!(!is_supported(ApiKey::ApiVersions, -1));
         assert!(!is_supported(ApiKey::OffsetCommit, 8));

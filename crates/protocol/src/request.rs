@@ -130,6 +130,10 @@ mod tests {
     use crate::api_versions::SUPPORTED_APIS;
     use crate::legacy_produce::{LegacyPartitionProduceData, LegacyTopicProduceData};
     use bytes::{BufMut, BytesMut};
+    use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    use kafka_protocol::messages::create_partitions_request::{
+        CreatePartitionsAssignment, CreatePartitionsTopic,
+    };
     use kafka_protocol::messages::create_topics_request::{
         CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig,
     };
@@ -138,6 +142,7 @@ mod tests {
     use kafka_protocol::messages::fetch_request::{
         FetchPartition, FetchTopic, ForgottenTopic, ReplicaState,
     };
+    use kafka_protocol::messages::incremental_alter_configs_request as incremental;
     use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
     use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
     use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
@@ -403,6 +408,73 @@ mod tests {
                 }
                 RequestKind::DescribeConfigs(r)
             }
+            ApiKey::AlterConfigs => RequestKind::AlterConfigs(
+                AlterConfigsRequest::default()
+                    .with_resources(vec![
+                        AlterConfigsResource::default()
+                            .with_resource_type(2)
+                            .with_resource_name(s("t"))
+                            .with_configs(vec![
+                                AlterableConfig::default()
+                                    .with_name(s("retention.ms"))
+                                    .with_value(Some(s("1000")))
+                                    .with_unknown_tagged_field(TAG, tag()),
+                                AlterableConfig::default().with_name(s("x")),
+                            ])
+                            .with_unknown_tagged_field(TAG, tag()),
+                        AlterConfigsResource::default()
+                            .with_resource_type(4)
+                            .with_resource_name(s("1")),
+                    ])
+                    .with_validate_only(true)
+                    .with_unknown_tagged_field(TAG, tag()),
+            ),
+            ApiKey::CreatePartitions => RequestKind::CreatePartitions(
+                CreatePartitionsRequest::default()
+                    .with_topics(vec![
+                        CreatePartitionsTopic::default()
+                            .with_name(topic("grow"))
+                            .with_count(3)
+                            .with_assignments(Some(vec![
+                                CreatePartitionsAssignment::default()
+                                    .with_broker_ids(vec![BrokerId(1), BrokerId(2)])
+                                    .with_unknown_tagged_field(TAG, tag()),
+                                CreatePartitionsAssignment::default(),
+                            ]))
+                            .with_unknown_tagged_field(TAG, tag()),
+                        CreatePartitionsTopic::default()
+                            .with_name(topic("auto"))
+                            .with_count(8)
+                            .with_assignments(None),
+                    ])
+                    .with_timeout_ms(30_000)
+                    .with_validate_only(true)
+                    .with_unknown_tagged_field(TAG, tag()),
+            ),
+            ApiKey::IncrementalAlterConfigs => RequestKind::IncrementalAlterConfigs(
+                IncrementalAlterConfigsRequest::default()
+                    .with_resources(vec![
+                        incremental::AlterConfigsResource::default()
+                            .with_resource_type(2)
+                            .with_resource_name(s("t"))
+                            .with_configs(vec![
+                                incremental::AlterableConfig::default()
+                                    .with_name(s("cleanup.policy"))
+                                    .with_config_operation(2)
+                                    .with_value(Some(s("compact")))
+                                    .with_unknown_tagged_field(TAG, tag()),
+                                incremental::AlterableConfig::default()
+                                    .with_name(s("retention.ms"))
+                                    .with_config_operation(1),
+                            ])
+                            .with_unknown_tagged_field(TAG, tag()),
+                        incremental::AlterConfigsResource::default()
+                            .with_resource_type(4)
+                            .with_resource_name(s("")),
+                    ])
+                    .with_validate_only(true)
+                    .with_unknown_tagged_field(TAG, tag()),
+            ),
             ApiKey::DescribeCluster => {
                 let mut r = DescribeClusterRequest::default()
                     .with_include_cluster_authorized_operations(true)
@@ -499,6 +571,11 @@ mod tests {
             RequestKind::DeleteTopics(_) => RequestKind::DeleteTopics(Default::default()),
             RequestKind::InitProducerId(_) => RequestKind::InitProducerId(Default::default()),
             RequestKind::DescribeConfigs(_) => RequestKind::DescribeConfigs(Default::default()),
+            RequestKind::AlterConfigs(_) => RequestKind::AlterConfigs(Default::default()),
+            RequestKind::CreatePartitions(_) => RequestKind::CreatePartitions(Default::default()),
+            RequestKind::IncrementalAlterConfigs(_) => {
+                RequestKind::IncrementalAlterConfigs(Default::default())
+            }
             RequestKind::DescribeCluster(_) => RequestKind::DescribeCluster(Default::default()),
             other => panic!("no default for {other:?}"),
         }

@@ -103,6 +103,11 @@ mod tests {
             ApiKey::DeleteTopics => ResponseKind::DeleteTopics(Default::default()),
             ApiKey::InitProducerId => ResponseKind::InitProducerId(Default::default()),
             ApiKey::DescribeConfigs => ResponseKind::DescribeConfigs(Default::default()),
+            ApiKey::AlterConfigs => ResponseKind::AlterConfigs(Default::default()),
+            ApiKey::CreatePartitions => ResponseKind::CreatePartitions(Default::default()),
+            ApiKey::IncrementalAlterConfigs => {
+                ResponseKind::IncrementalAlterConfigs(Default::default())
+            }
             ApiKey::DescribeCluster => ResponseKind::DescribeCluster(Default::default()),
             other => panic!("{other:?} is not in the table"),
         }

@@ -369,6 +369,92 @@ const DESCRIBE_CONFIGS: MessageDef = MessageDef {
     },
 };
 
+// ---- AlterConfigs (flexible from 2) ----------------------------------------------------------
+const ALTER_CONFIGS_CONFIG: StructDef = StructDef {
+    fields: &[all(Ty::Str("config name")), all(Ty::Str("config value"))],
+    tagged: &[],
+};
+const ALTER_CONFIGS_RESOURCE: StructDef = StructDef {
+    fields: &[
+        all(Ty::Fixed(I8, "resource_type")),
+        all(Ty::Str("resource_name")),
+        all(Ty::Array(&Ty::Struct(&ALTER_CONFIGS_CONFIG), "configs")),
+    ],
+    tagged: &[],
+};
+const ALTER_CONFIGS: MessageDef = MessageDef {
+    flexible_from: 2,
+    body: StructDef {
+        fields: &[
+            all(Ty::Array(&Ty::Struct(&ALTER_CONFIGS_RESOURCE), "resources")),
+            all(Ty::Fixed(BOOL, "validate_only")),
+        ],
+        tagged: &[],
+    },
+};
+
+// ---- CreatePartitions (flexible from 2) ------------------------------------------------------
+const CREATE_PARTITIONS_ASSIGNMENT: StructDef = StructDef {
+    fields: &[all(Ty::Array(&Ty::Fixed(I32, "broker_id"), "broker_ids"))],
+    tagged: &[],
+};
+const CREATE_PARTITIONS_TOPIC: StructDef = StructDef {
+    fields: &[
+        all(Ty::Str("topic name")),
+        all(Ty::Fixed(I32, "count")),
+        all(Ty::Array(
+            &Ty::Struct(&CREATE_PARTITIONS_ASSIGNMENT),
+            "assignments",
+        )),
+    ],
+    tagged: &[],
+};
+const CREATE_PARTITIONS: MessageDef = MessageDef {
+    flexible_from: 2,
+    body: StructDef {
+        fields: &[
+            all(Ty::Array(&Ty::Struct(&CREATE_PARTITIONS_TOPIC), "topics")),
+            all(Ty::Fixed(I32, "timeout_ms")),
+            all(Ty::Fixed(BOOL, "validate_only")),
+        ],
+        tagged: &[],
+    },
+};
+
+// ---- IncrementalAlterConfigs (flexible from 1) -----------------------------------------------
+const INCREMENTAL_ALTER_CONFIGS_CONFIG: StructDef = StructDef {
+    fields: &[
+        all(Ty::Str("config name")),
+        all(Ty::Fixed(I8, "config_operation")),
+        all(Ty::Str("config value")),
+    ],
+    tagged: &[],
+};
+const INCREMENTAL_ALTER_CONFIGS_RESOURCE: StructDef = StructDef {
+    fields: &[
+        all(Ty::Fixed(I8, "resource_type")),
+        all(Ty::Str("resource_name")),
+        all(Ty::Array(
+            &Ty::Struct(&INCREMENTAL_ALTER_CONFIGS_CONFIG),
+            "configs",
+        )),
+    ],
+    tagged: &[],
+};
+const INCREMENTAL_ALTER_CONFIGS: MessageDef = MessageDef {
+    flexible_from: 1,
+    body: StructDef {
+        fields: &[
+            all(Ty::Array(
+                &Ty::Struct(&INCREMENTAL_ALTER_CONFIGS_RESOURCE),
+                "resources",
+            )),
+            all(Ty::Fixed(BOOL, "validate_only")),
+        ],
+        tagged: &[],
+    },
+};
+
 // ---- DescribeCluster (flexible from 0) -------------------------------------------------------
 const DESCRIBE_CLUSTER: MessageDef = MessageDef {
     flexible_from: 0,
@@ -394,6 +480,9 @@ fn message(api_key: ApiKey) -> Option<&'static MessageDef> {
         ApiKey::DeleteTopics => &DELETE_TOPICS,
         ApiKey::InitProducerId => &INIT_PRODUCER_ID,
         ApiKey::DescribeConfigs => &DESCRIBE_CONFIGS,
+        ApiKey::AlterConfigs => &ALTER_CONFIGS,
+        ApiKey::CreatePartitions => &CREATE_PARTITIONS,
+        ApiKey::IncrementalAlterConfigs => &INCREMENTAL_ALTER_CONFIGS,
         ApiKey::DescribeCluster => &DESCRIBE_CLUSTER,
         _ => return None,
     })

@@ -1,9 +1,11 @@
 //! The `rivulet` binary: one executable for the server and the operator tools.
 //!
-//! `rivulet server` runs a broker; `dump-log` (Kafka's `kafka-dump-log.sh --files`) and
+//! `rivulet server` runs a node (broker and controller); `format` and `random-uuid` prepare the
+//! log dirs of a multi-node cluster; `dump-log` (Kafka's `kafka-dump-log.sh --files`) and
 //! `storage-demo` are storage tools.
 
 mod dump_log;
+mod format;
 mod server;
 mod storage_demo;
 
@@ -22,6 +24,11 @@ struct Cli {
 enum Command {
     /// Run a broker (single node on 127.0.0.1:9092 with no configuration).
     Server(server::Args),
+    /// Write meta.properties (cluster and node id) into the log dirs, as
+    /// `kafka-storage.sh format` does.
+    Format(format::Args),
+    /// Print a new random cluster id.
+    RandomUuid,
     /// Print the batches of `.log` segments and the entries of `.index`/`.timeindex` files.
     DumpLog(dump_log::Args),
     /// Append records to a partition log, reopen it (recovering it), read everything back and
@@ -32,12 +39,18 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("info,openraft=warn,sled=warn")),
         )
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
         Command::Server(args) => server::run(&args),
+        Command::Format(args) => format::run(&args),
+        Command::RandomUuid => {
+            println!("{}", rivulet_controller::ids::new_cluster_id());
+            Ok(())
+        }
         Command::DumpLog(args) => dump_log::run(&args),
         Command::StorageDemo(args) => storage_demo::run(&args),
     }

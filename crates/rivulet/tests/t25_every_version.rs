@@ -7,10 +7,15 @@ mod support;
 
 use bytes::BytesMut;
 use rivulet_protocol::api_versions::SUPPORTED_APIS;
+use rivulet_protocol::kafka_protocol::messages::alter_configs_request::{
+    AlterConfigsResource, AlterableConfig,
+};
+use rivulet_protocol::kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use rivulet_protocol::kafka_protocol::messages::create_topics_request::CreatableTopic;
 use rivulet_protocol::kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use rivulet_protocol::kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use rivulet_protocol::kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use rivulet_protocol::kafka_protocol::messages::incremental_alter_configs_request as incremental;
 use rivulet_protocol::kafka_protocol::messages::list_offsets_request::{
     ListOffsetsPartition, ListOffsetsTopic,
 };
@@ -241,6 +246,103 @@ fn check(client: &mut RawClient, key: ApiKey, version: i16, topic_id: Uuid) {
                 "{ctx}"
             );
         }
+        ApiKey::AlterConfigs => {
+            // Replaces every override of the topic: only this version's value remains.
+            let retention = format!("{}", 3_600_000 + i64::from(version));
+            let request =
+                AlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default(
+                )
+                .with_resource_type(2)
+                .with_resource_name(text(TOPIC))
+                .with_configs(vec![AlterableConfig::default()
+                    .with_name(text("retention.ms"))
+                    .with_value(Some(text(&retention)))])]);
+            let r: AlterConfigsResponse = client.call(key, version, &request);
+            assert_eq!(r.responses.len(), 1, "{ctx}");
+            assert_eq!(
+                r.responses[0].error_code, 0,
+                "{ctx}: {:?}",
+                r.responses[0].error_message
+            );
+            assert_eq!(r.responses[0].resource_name.as_str(), TOPIC, "{ctx}");
+            assert_eq!(
+                topic_config(client, "retention.ms").as_deref(),
+                Some(retention.as_str()),
+                "{ctx}"
+            );
+        }
+        ApiKey::CreatePartitions => {
+            // The topic starts with one partition: each version adds one.
+            let count = i32::from(version) + 2;
+            let request = CreatePartitionsRequest::default()
+                .with_timeout_ms(5000)
+                .with_topics(vec![CreatePartitionsTopic::default()
+                    .with_name(name(TOPIC))
+                    .with_count(count)
+                    .with_assignments(None)]);
+            let r: CreatePartitionsResponse = client.call(key, version, &request);
+            assert_eq!(r.results.len(), 1, "{ctx}");
+            assert_eq!(
+                r.results[0].error_code, 0,
+                "{ctx}: {:?}",
+                r.results[0].error_message
+            );
+            let metadata: MetadataResponse = client.call(
+                ApiKey::Metadata,
+                12,
+                &MetadataRequest::default().with_topics(Some(vec![MetadataRequestTopic::default(
+                )
+                .with_name(Some(name(TOPIC)))])),
+            );
+            assert_eq!(metadata.topics[0].partitions.len(), count as usize, "{ctx}");
+        }
+        ApiKey::IncrementalAlterConfigs => {
+            // v0 appends compact to cleanup.policy, v1 subtracts it again; both set segment.ms.
+            // The retention.ms AlterConfigs set stays: only the named keys change.
+            let (op, policy) = if version == 0 {
+                (2, "delete,compact")
+            } else {
+                (3, "delete")
+            };
+            let segment_ms = format!("{}", 86_400_000 + i64::from(version));
+            let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
+                incremental::AlterConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(text(TOPIC))
+                    .with_configs(vec![
+                        incremental::AlterableConfig::default()
+                            .with_name(text("cleanup.policy"))
+                            .with_config_operation(op)
+                            .with_value(Some(text("compact"))),
+                        incremental::AlterableConfig::default()
+                            .with_name(text("segment.ms"))
+                            .with_config_operation(0)
+                            .with_value(Some(text(&segment_ms))),
+                    ]),
+            ]);
+            let r: IncrementalAlterConfigsResponse = client.call(key, version, &request);
+            assert_eq!(r.responses.len(), 1, "{ctx}");
+            assert_eq!(
+                r.responses[0].error_code, 0,
+                "{ctx}: {:?}",
+                r.responses[0].error_message
+            );
+            assert_eq!(
+                topic_config(client, "cleanup.policy").as_deref(),
+                Some(policy),
+                "{ctx}"
+            );
+            assert_eq!(
+                topic_config(client, "segment.ms"),
+                Some(segment_ms),
+                "{ctx}"
+            );
+            assert_eq!(
+                topic_config(client, "retention.ms").as_deref(),
+                Some("3600002"),
+                "{ctx}: AlterConfigs v2's value"
+            );
+        }
         ApiKey::DescribeCluster => {
             let r: DescribeClusterResponse =
                 client.call(key, version, &DescribeClusterRequest::default());
@@ -249,6 +351,22 @@ fn check(client: &mut RawClient, key: ApiKey, version: i16, topic_id: Uuid) {
         }
         other => panic!("{other:?} is advertised but this test does not know it: add it here"),
     }
+}
+
+/// The effective value of config `key` of the test topic (DescribeConfigs v4).
+fn topic_config(client: &mut RawClient, key: &str) -> Option<String> {
+    let request =
+        DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(text(TOPIC))
+            .with_configuration_keys(Some(vec![text(key)]))]);
+    let r: DescribeConfigsResponse = client.call(ApiKey::DescribeConfigs, 4, &request);
+    assert_eq!(r.results[0].error_code, 0, "DescribeConfigs {key}");
+    r.results[0]
+        .configs
+        .iter()
+        .find(|c| c.name.as_str() == key)
+        .and_then(|c| c.value.as_ref().map(|v| v.to_string()))
 }
 
 /// A Produce v0-2 body (identical for the three versions): acks 1, one partition holding a

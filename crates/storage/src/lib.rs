@@ -19,6 +19,7 @@ pub mod leader_epoch_cache;
 mod log_loader;
 pub mod log_manager;
 pub mod log_validator;
+pub mod meta_properties;
 pub mod offset_index;
 pub mod partition_log;
 pub mod producer_state;

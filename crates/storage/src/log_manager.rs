@@ -40,6 +40,8 @@ pub const CLEAN_SHUTDOWN_FILE: &str = ".rivulet_cleanshutdown";
 /// Lock file that keeps two processes off one log dir.
 pub const LOCK_FILE: &str = ".lock";
 const DELETE_SUFFIX: &str = "-delete";
+/// The controller's metadata log (Kafka's name), kept in the first log dir: not a partition.
+pub const METADATA_LOG_DIR: &str = "__cluster_metadata-0";
 
 struct LogDir {
     path: PathBuf,
@@ -172,6 +174,9 @@ impl LogManager {
                 }
                 let name = entry.file_name();
                 let Some(name) = name.to_str() else { continue };
+                if name == METADATA_LOG_DIR {
+                    continue;
+                }
                 if name.ends_with(DELETE_SUFFIX) {
                     tracing::info!(dir = %entry.path().display(), "removing partition marked for deletion");
                     std::fs::remove_dir_all(entry.path()).at(&entry.path())?;

@@ -2,7 +2,9 @@
 //! the reply. Handlers read metadata from the lock-free image and never hold a lock across an
 //! `.await`.
 
+mod alter_configs;
 mod api_versions;
+mod create_partitions;
 mod create_topics;
 mod delete_topics;
 mod describe_cluster;
@@ -114,6 +116,17 @@ pub async fn dispatch(state: &BrokerState, ctx: RequestContext) -> Reply {
         }
         RequestBody::Kafka(RequestKind::DescribeConfigs(req)) => {
             ResponseKind::DescribeConfigs(describe_configs::handle(state, req))
+        }
+        RequestBody::Kafka(RequestKind::AlterConfigs(req)) => {
+            ResponseKind::AlterConfigs(alter_configs::handle_alter(state, req).await)
+        }
+        RequestBody::Kafka(RequestKind::CreatePartitions(req)) => {
+            ResponseKind::CreatePartitions(create_partitions::handle(state, req).await)
+        }
+        RequestBody::Kafka(RequestKind::IncrementalAlterConfigs(req)) => {
+            ResponseKind::IncrementalAlterConfigs(
+                alter_configs::handle_incremental(state, req).await,
+            )
         }
         RequestBody::Kafka(RequestKind::DescribeCluster(req)) => {
             ResponseKind::DescribeCluster(describe_cluster::handle(state, &connection, req))

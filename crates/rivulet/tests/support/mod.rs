@@ -8,6 +8,8 @@
 // Each test binary compiles this module and uses a different subset of it.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::io::{Read, Write};
@@ -58,9 +60,41 @@ pub struct TestBroker {
     controller_port: u16,
     settings: Vec<(String, String)>,
     starts: u32,
+    node_id: i32,
 }
 
 impl TestBroker {
+    /// A node of a cluster on the given ports, not started yet ([`Self::spawn`] starts it).
+    pub fn unstarted(
+        node_id: i32,
+        port: u16,
+        controller_port: u16,
+        settings: Vec<(String, String)>,
+    ) -> TestBroker {
+        TestBroker {
+            child: None,
+            dir: tempfile::Builder::new()
+                .prefix("rivulet-test-")
+                .tempdir()
+                .expect("temp dir"),
+            port,
+            controller_port,
+            settings,
+            starts: 0,
+            node_id,
+        }
+    }
+
+    /// This node's `node.id`.
+    pub fn node_id(&self) -> i32 {
+        self.node_id
+    }
+
+    /// The controller listener's port.
+    pub fn controller_port(&self) -> u16 {
+        self.controller_port
+    }
+
     /// Starts a broker with the default configuration.
     pub fn start() -> TestBroker {
         TestBroker::start_with(&[])
@@ -83,6 +117,7 @@ impl TestBroker {
             controller_port: 0,
             settings,
             starts: 0,
+            node_id: 1,
         };
         let mut last_log = String::new();
         // A port picked by binding port 0 can be taken by someone else before the broker binds
@@ -208,6 +243,12 @@ impl TestBroker {
     }
 
     fn spawn_and_wait(&mut self) -> Result<(), StartError> {
+        let log_offset = self.spawn()?;
+        self.wait_started(log_offset)
+    }
+
+    /// Starts the process without waiting; returns where this start's log begins.
+    fn spawn(&mut self) -> Result<u64, StartError> {
         std::fs::create_dir_all(self.data_dir()).expect("data dir");
         let mut log = OpenOptions::new()
             .create(true)
@@ -232,7 +273,7 @@ impl TestBroker {
                 self.port, self.controller_port
             ))
             .arg("--set")
-            .arg("node.id=1");
+            .arg(format!("node.id={}", self.node_id));
         for (k, v) in &self.settings {
             cmd.arg("--set").arg(format!("{k}={v}"));
         }
@@ -263,7 +304,12 @@ impl TestBroker {
             .spawn()
             .map_err(|e| StartError::Failed(format!("cannot spawn the broker: {e}")))?;
         self.child = Some(child);
+        Ok(log_offset)
+    }
 
+    /// Waits until the process started at `log_offset` answers ApiVersions (it serves only
+    /// once the controller has unfenced it).
+    fn wait_started(&mut self, log_offset: u64) -> Result<(), StartError> {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if let Some(status) = self

@@ -1,6 +1,6 @@
 //! Kafka's rules for topic names (`org.apache.kafka.common.internals.Topic`).
 
-use super::MetadataError;
+use crate::error::MetadataError;
 
 /// Longest legal topic name.
 pub const MAX_NAME_LENGTH: usize = 249;

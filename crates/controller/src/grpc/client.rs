@@ -1,0 +1,440 @@
+//! [`ControllerClient`]: how a broker reaches the controller quorum.
+//!
+//! Requests that change metadata go to the active controller. The client tries the controller
+//! it last found active, follows NOT_CONTROLLER hints, and otherwise walks the voters in turn
+//! until one answers or the deadline passes (REQUEST_TIMED_OUT). The metadata stream can be
+//! read from any voter.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tonic::transport::{Channel, Endpoint};
+use uuid::Uuid;
+
+use super::convert;
+use super::proto::controller_service_client::ControllerServiceClient;
+use super::proto::{self, metadata_batch};
+use crate::decisions::{AlterPartition, NewPartitions, NewTopic, TopicConfigChange, TopicRef};
+use crate::error::MetadataError;
+use crate::image::{MetadataImage, PartitionImage};
+use crate::quorum_controller::{HeartbeatReply, TopicResults};
+use crate::records::MetadataDelta;
+
+/// A voter of the quorum: id and `host:port` of its controller listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Voter {
+    /// Node id.
+    pub id: i32,
+    /// `host:port`.
+    pub address: String,
+}
+
+/// A broker's registration as sent to the controller.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    /// Broker id.
+    pub broker_id: i32,
+    /// Random per process start.
+    pub incarnation_id: Uuid,
+    /// Client endpoints: `(listener, host, port)`.
+    pub endpoints: Vec<(String, String, u16)>,
+    /// `broker.rack`.
+    pub rack: Option<String>,
+}
+
+/// One message of the metadata stream.
+#[derive(Debug, Clone)]
+pub enum MetadataUpdate {
+    /// Replace the image with this one.
+    Snapshot(Box<MetadataImage>),
+    /// Apply these in order.
+    Deltas(Vec<MetadataDelta>),
+}
+
+/// The stream of committed metadata from one controller.
+pub struct MetadataStream {
+    inner: tonic::Streaming<proto::MetadataBatch>,
+}
+
+impl MetadataStream {
+    /// The next update; `None` when the controller ended the stream.
+    pub async fn next(&mut self) -> Result<Option<MetadataUpdate>, MetadataError> {
+        let batch = match self.inner.message().await {
+            Ok(Some(b)) => b,
+            Ok(None) => return Ok(None),
+            Err(status) => return Err(unreachable(&status)),
+        };
+        let decode_err =
+            |e: serde_json::Error| MetadataError::Storage(format!("undecodable metadata: {e}"));
+        match batch.body {
+            Some(metadata_batch::Body::Snapshot(bytes)) => {
+                let mut image: MetadataImage =
+                    serde_json::from_slice(&bytes).map_err(decode_err)?;
+                image.reindex();
+                Ok(Some(MetadataUpdate::Snapshot(Box::new(image))))
+            }
+            Some(metadata_batch::Body::Deltas(bytes)) => Ok(Some(MetadataUpdate::Deltas(
+                serde_json::from_slice(&bytes).map_err(decode_err)?,
+            ))),
+            None => Ok(Some(MetadataUpdate::Deltas(Vec::new()))),
+        }
+    }
+}
+
+fn unreachable(status: &tonic::Status) -> MetadataError {
+    MetadataError::Timeout(format!("controller unreachable: {}", status.message()))
+}
+
+/// A client of the controller quorum. Cheap to clone.
+#[derive(Clone)]
+pub struct ControllerClient {
+    cluster_id: String,
+    voters: Arc<[(Voter, ControllerServiceClient<Channel>)]>,
+    /// The controller last found active (-1: unknown).
+    active: Arc<AtomicI32>,
+    timeout: Duration,
+}
+
+impl ControllerClient {
+    /// A client for cluster `cluster_id` whose requests give up after `timeout`.
+    pub fn new(
+        cluster_id: String,
+        voters: &[Voter],
+        timeout: Duration,
+    ) -> Result<Self, MetadataError> {
+        let mut clients = Vec::with_capacity(voters.len());
+        for v in voters {
+            let endpoint = Endpoint::from_shared(format!("http://{}", v.address))
+                .map_err(|e| MetadataError::InvalidRequest(format!("voter {}: {e}", v.address)))?
+                .connect_timeout(Duration::from_millis(500))
+                .tcp_nodelay(true);
+            clients.push((
+                v.clone(),
+                ControllerServiceClient::new(endpoint.connect_lazy()),
+            ));
+        }
+        if clients.is_empty() {
+            return Err(MetadataError::InvalidRequest("no controller voters".into()));
+        }
+        Ok(ControllerClient {
+            cluster_id,
+            voters: clients.into(),
+            active: Arc::new(AtomicI32::new(-1)),
+            timeout,
+        })
+    }
+
+    /// The cluster id sent with every request.
+    pub fn cluster_id(&self) -> &str {
+        &self.cluster_id
+    }
+
+    /// The controller last found active, or -1.
+    pub fn active_controller(&self) -> i32 {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    /// Calls the active controller with `call`, retrying elsewhere on NOT_CONTROLLER and on
+    /// unreachable voters until the timeout.
+    async fn to_active<T, F, Fut>(&self, call: F) -> Result<T, MetadataError>
+    where
+        F: Fn(ControllerServiceClient<Channel>) -> Fut,
+        Fut: Future<Output = Result<T, MetadataError>>,
+    {
+        let deadline = Instant::now() + self.timeout;
+        let mut next = 0usize;
+        let mut last_error = MetadataError::Timeout("no controller answered".into());
+        loop {
+            let hinted = self.active.load(Ordering::Relaxed);
+            let index = self
+                .voters
+                .iter()
+                .position(|(v, _)| v.id == hinted)
+                .unwrap_or_else(|| {
+                    next += 1;
+                    next % self.voters.len()
+                });
+            let (voter, client) = &self.voters[index];
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let outcome = tokio::time::timeout(remaining, call(client.clone())).await;
+            match outcome {
+                Ok(Ok(value)) => {
+                    self.active.store(voter.id, Ordering::Relaxed);
+                    return Ok(value);
+                }
+                Ok(Err(MetadataError::NotController { leader })) => {
+                    let hint = if leader == voter.id { -1 } else { leader };
+                    self.active.store(hint, Ordering::Relaxed);
+                    last_error = MetadataError::NotController { leader };
+                }
+                Ok(Err(e @ MetadataError::Timeout(_))) => {
+                    self.active.store(-1, Ordering::Relaxed);
+                    last_error = e;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => {}
+            }
+            if Instant::now() >= deadline {
+                return Err(match last_error {
+                    MetadataError::NotController { .. } => {
+                        MetadataError::Timeout("no active controller was found in time".into())
+                    }
+                    e => e,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Registers a broker; returns its broker epoch.
+    pub async fn register_broker(&self, r: &Registration) -> Result<i64, MetadataError> {
+        let request = proto::RegisterBrokerRequest {
+            cluster_id: self.cluster_id.clone(),
+            broker_id: r.broker_id,
+            incarnation_id: r.incarnation_id.to_string(),
+            endpoints: r
+                .endpoints
+                .iter()
+                .map(|(l, h, p)| proto::Endpoint {
+                    listener: l.clone(),
+                    host: h.clone(),
+                    port: u32::from(*p),
+                })
+                .collect(),
+            rack: r.rack.clone(),
+        };
+        self.to_active(|mut c| {
+            let request = request.clone();
+            async move {
+                let r = c
+                    .register_broker(request)
+                    .await
+                    .map_err(|s| unreachable(&s))?
+                    .into_inner();
+                convert::check(r.error.as_ref())?;
+                Ok(r.broker_epoch)
+            }
+        })
+        .await
+    }
+
+    /// Sends one heartbeat.
+    pub async fn heartbeat(
+        &self,
+        broker_id: i32,
+        broker_epoch: i64,
+        metadata_offset: i64,
+    ) -> Result<HeartbeatReply, MetadataError> {
+        let request = proto::BrokerHeartbeatRequest {
+            cluster_id: self.cluster_id.clone(),
+            broker_id,
+            broker_epoch,
+            metadata_offset,
+        };
+        self.to_active(|mut c| {
+            let request = request.clone();
+            async move {
+                let r = c
+                    .broker_heartbeat(request)
+                    .await
+                    .map_err(|s| unreachable(&s))?
+                    .into_inner();
+                convert::check(r.error.as_ref())?;
+                Ok(HeartbeatReply {
+                    is_caught_up: r.is_caught_up,
+                    is_fenced: r.is_fenced,
+                    controller_epoch: r.controller_epoch,
+                })
+            }
+        })
+        .await
+    }
+
+    /// Asks for an ISR change; returns the partition's state and the offset that committed it.
+    pub async fn alter_partition(
+        &self,
+        a: &AlterPartition,
+    ) -> Result<(PartitionImage, i64), MetadataError> {
+        let request = proto::AlterPartitionRequest {
+            cluster_id: self.cluster_id.clone(),
+            broker_id: a.broker_id,
+            broker_epoch: a.broker_epoch,
+            topic_id: a.topic_id.to_string(),
+            partition: a.partition,
+            leader_epoch: a.leader_epoch,
+            partition_epoch: a.partition_epoch,
+            new_isr: a.new_isr.clone(),
+        };
+        self.to_active(|mut c| {
+            let request = request.clone();
+            async move {
+                let r = c
+                    .alter_partition(request)
+                    .await
+                    .map_err(|s| unreachable(&s))?
+                    .into_inner();
+                convert::check(r.error.as_ref())?;
+                let state = r
+                    .state
+                    .map(convert::partition_from_wire)
+                    .ok_or_else(|| MetadataError::InvalidRequest("no partition state".into()))?;
+                Ok((state, r.offset))
+            }
+        })
+        .await
+    }
+
+    /// Reserves a block of producer ids: `(first, size)`.
+    pub async fn allocate_producer_ids(
+        &self,
+        broker_id: i32,
+        broker_epoch: i64,
+    ) -> Result<(i64, i64), MetadataError> {
+        let request = proto::AllocateProducerIdsRequest {
+            cluster_id: self.cluster_id.clone(),
+            broker_id,
+            broker_epoch,
+        };
+        self.to_active(|mut c| {
+            let request = request.clone();
+            async move {
+                let r = c
+                    .allocate_producer_ids(request)
+                    .await
+                    .map_err(|s| unreachable(&s))?
+                    .into_inner();
+                convert::check(r.error.as_ref())?;
+                Ok((r.first_producer_id, r.size))
+            }
+        })
+        .await
+    }
+
+    /// Creates topics.
+    pub async fn create_topics(
+        &self,
+        topics: &[NewTopic],
+        validate_only: bool,
+    ) -> Result<TopicResults, MetadataError> {
+        let request = proto::CreateTopicsRequest {
+            cluster_id: self.cluster_id.clone(),
+            topics: topics.iter().map(convert::new_topic_to_wire).collect(),
+            validate_only,
+        };
+        self.to_active(|mut c| {
+            let request = request.clone();
+            async move {
+                let r = c
+                    .create_topics(request)
+                    .await
+                    .map_err(|s| unreachable(&s))?
+                    .into_inner();
+                convert::check(r.error.as_ref())?;
+                Ok((convert::topic_results_from_wire(r.results), r.offset))
+            }
+        })
+        .await
+    }
+
+    /// Deletes topics.
+    pub async fn delete_topics(&self, topics: &[TopicRef]) -> Result<TopicResults, MetadataError> {
+        let request = proto::DeleteTopicsRequest {
+            cluster_id: self.cluster_id.clone(),
+            topics: topics.iter().map(convert::topic_ref_to_wire).collect(),
+        };
+        self.to_active(|mut c| {
+            let request = request.clone();
+            async move {
+                let r = c
+                    .delete_topics(request)
+                    .await
+                    .map_err(|s| unreachable(&s))?
+                    .into_inner();
+                convert::check(r.error.as_ref())?;
+                Ok((convert::topic_results_from_wire(r.results), r.offset))
+            }
+        })
+        .await
+    }
+
+    /// Adds partitions.
+    pub async fn create_partitions(
+        &self,
+        topics: &[NewPartitions],
+        validate_only: bool,
+    ) -> Result<TopicResults, MetadataError> {
+        let request = proto::CreatePartitionsRequest {
+            cluster_id: self.cluster_id.clone(),
+            topics: topics.iter().map(convert::new_partitions_to_wire).collect(),
+            validate_only,
+        };
+        self.to_active(|mut c| {
+            let request = request.clone();
+            async move {
+                let r = c
+                    .create_partitions(request)
+                    .await
+                    .map_err(|s| unreachable(&s))?
+                    .into_inner();
+                convert::check(r.error.as_ref())?;
+                Ok((convert::topic_results_from_wire(r.results), r.offset))
+            }
+        })
+        .await
+    }
+
+    /// Changes topic configs.
+    pub async fn alter_topic_configs(
+        &self,
+        changes: &[TopicConfigChange],
+        validate_only: bool,
+    ) -> Result<TopicResults, MetadataError> {
+        let request = proto::AlterTopicConfigsRequest {
+            cluster_id: self.cluster_id.clone(),
+            topics: changes.iter().map(convert::config_change_to_wire).collect(),
+            validate_only,
+        };
+        self.to_active(|mut c| {
+            let request = request.clone();
+            async move {
+                let r = c
+                    .alter_topic_configs(request)
+                    .await
+                    .map_err(|s| unreachable(&s))?
+                    .into_inner();
+                convert::check(r.error.as_ref())?;
+                Ok((convert::topic_results_from_wire(r.results), r.offset))
+            }
+        })
+        .await
+    }
+
+    /// Opens the metadata stream after `after_offset` on voter `preferred` if it is one (the
+    /// local controller), else on the voters in turn.
+    pub async fn fetch_metadata(
+        &self,
+        broker_id: i32,
+        preferred: i32,
+        after_offset: i64,
+        attempt: usize,
+    ) -> Result<MetadataStream, MetadataError> {
+        let index = match self.voters.iter().position(|(v, _)| v.id == preferred) {
+            Some(i) if attempt.is_multiple_of(2) => i,
+            _ => attempt % self.voters.len(),
+        };
+        let mut client = self.voters[index].1.clone();
+        let request = proto::FetchMetadataRequest {
+            cluster_id: self.cluster_id.clone(),
+            after_offset,
+            broker_id,
+        };
+        let inner = client
+            .fetch_metadata(request)
+            .await
+            .map_err(|s| unreachable(&s))?
+            .into_inner();
+        Ok(MetadataStream { inner })
+    }
+}

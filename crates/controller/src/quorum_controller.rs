@@ -1,0 +1,562 @@
+//! The active controller: one task that owns the broker sessions and turns requests into
+//! committed records, one request at a time.
+//!
+//! Requests arrive through a [`Controller`] handle (from the gRPC service, or in-process). The
+//! task checks each against the latest image with [`crate::decisions`], proposes the resulting
+//! records to Raft and answers once they are committed and applied. Taking requests one at a time
+//! means each decision sees every earlier one, without any state beyond the image.
+//!
+//! Only the Raft leader acts, and only once the image includes an entry of its own term (its
+//! blank entry), so it decides on everything committed before it. Any other node answers
+//! NOT_CONTROLLER with the leader it knows of. A leader that stops hearing from a quorum for an
+//! election timeout answers NOT_CONTROLLER too: it may have been deposed, and its writes could
+//! not commit anyway.
+//!
+//! Broker sessions (last heartbeat per broker) are in memory only, as in Kafka. A new leader
+//! starts every session as if its last heartbeat came one election timeout before the new term:
+//! the controller it replaces had been silent at least that long, so a broker that died with it
+//! is fenced within `broker.session.timeout.ms` of its death, not of the election, while a live
+//! broker reaches the new controller with its next heartbeat. A tick fences the brokers whose
+//! session expired, which moves their partitions' leadership.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::ServerState;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::decisions::{
+    self, AlterPartition, BrokerRegistration, NewPartitions, NewTopic, Settings, TopicConfigChange,
+    TopicRef,
+};
+use crate::error::MetadataError;
+use crate::image::{MetadataImage, PartitionImage, TopicImage};
+use crate::raft::state_machine::MetadataFeed;
+use crate::raft::{Raft, RecordBatch};
+use crate::records::MetadataRecord;
+
+/// Per-topic outcomes of an admin request, and the metadata offset that committed them (-1 when
+/// nothing was written).
+pub type TopicResults = (Vec<Result<TopicImage, MetadataError>>, i64);
+
+/// A heartbeat's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeartbeatReply {
+    /// The broker has applied the metadata up to its registration.
+    pub is_caught_up: bool,
+    /// The broker is fenced (after this heartbeat).
+    pub is_fenced: bool,
+    /// The controller epoch (Raft term).
+    pub controller_epoch: i32,
+}
+
+/// Timing of the controller's duties.
+#[derive(Debug, Clone)]
+pub struct ControllerTimings {
+    /// `broker.session.timeout.ms`: a broker silent this long is fenced.
+    pub session_timeout: Duration,
+    /// How long a proposed change may take to commit before the request fails.
+    pub write_timeout: Duration,
+    /// The Raft election timeout (minimum): a leader without a quorum ack for this long stops
+    /// acting.
+    pub election_timeout: Duration,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, MetadataError>>;
+
+enum Command {
+    Register(BrokerRegistration, Reply<i64>),
+    Heartbeat {
+        broker_id: i32,
+        broker_epoch: i64,
+        metadata_offset: i64,
+        reply: Reply<HeartbeatReply>,
+    },
+    AlterPartition(AlterPartition, Reply<(PartitionImage, i64)>),
+    AllocateProducerIds {
+        broker_id: i32,
+        broker_epoch: i64,
+        reply: Reply<(i64, i64)>,
+    },
+    CreateTopics(Vec<NewTopic>, bool, Reply<TopicResults>),
+    DeleteTopics(Vec<TopicRef>, Reply<TopicResults>),
+    CreatePartitions(Vec<NewPartitions>, bool, Reply<TopicResults>),
+    AlterTopicConfigs(Vec<TopicConfigChange>, bool, Reply<TopicResults>),
+}
+
+/// A handle to the controller task. Cheap to clone.
+#[derive(Clone)]
+pub struct Controller {
+    node_id: i32,
+    commands: mpsc::Sender<Command>,
+    feed: Arc<MetadataFeed>,
+    raft: Raft,
+}
+
+impl Controller {
+    /// Spawns the controller task on `tasks`; it stops when `shutdown` is cancelled.
+    pub fn spawn(
+        node_id: i32,
+        raft: Raft,
+        feed: Arc<MetadataFeed>,
+        settings: Settings,
+        timings: ControllerTimings,
+        shutdown: CancellationToken,
+        tasks: &tokio_util::task::TaskTracker,
+    ) -> Controller {
+        let (commands, rx) = mpsc::channel(1024);
+        let task = ControllerTask {
+            node_id,
+            raft: raft.clone(),
+            feed: Arc::clone(&feed),
+            settings,
+            timings,
+            sessions: HashMap::new(),
+            leading_term: None,
+            sessions_since: Instant::now(),
+        };
+        tasks.spawn(task.run(rx, shutdown));
+        Controller {
+            node_id,
+            commands,
+            feed,
+            raft,
+        }
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> i32 {
+        self.node_id
+    }
+
+    /// The latest committed image on this node.
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.feed.image()
+    }
+
+    /// The feed of committed metadata on this node.
+    pub fn feed(&self) -> &Arc<MetadataFeed> {
+        &self.feed
+    }
+
+    /// The Raft instance (metrics, tests).
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, MetadataError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(make(tx))
+            .await
+            .map_err(|_| MetadataError::NotController { leader: -1 })?;
+        rx.await
+            .map_err(|_| MetadataError::NotController { leader: -1 })?
+    }
+
+    /// Registers a broker; returns its broker epoch.
+    pub async fn register_broker(&self, r: BrokerRegistration) -> Result<i64, MetadataError> {
+        self.ask(|tx| Command::Register(r, tx)).await
+    }
+
+    /// Records a heartbeat; unfences the broker once it has caught up.
+    pub async fn heartbeat(
+        &self,
+        broker_id: i32,
+        broker_epoch: i64,
+        metadata_offset: i64,
+    ) -> Result<HeartbeatReply, MetadataError> {
+        self.ask(|reply| Command::Heartbeat {
+            broker_id,
+            broker_epoch,
+            metadata_offset,
+            reply,
+        })
+        .await
+    }
+
+    /// Changes a partition's ISR for its leader.
+    pub async fn alter_partition(
+        &self,
+        r: AlterPartition,
+    ) -> Result<(PartitionImage, i64), MetadataError> {
+        self.ask(|tx| Command::AlterPartition(r, tx)).await
+    }
+
+    /// Reserves a block of producer ids: `(first, size)`.
+    pub async fn allocate_producer_ids(
+        &self,
+        broker_id: i32,
+        broker_epoch: i64,
+    ) -> Result<(i64, i64), MetadataError> {
+        self.ask(|reply| Command::AllocateProducerIds {
+            broker_id,
+            broker_epoch,
+            reply,
+        })
+        .await
+    }
+
+    /// Creates topics (each all-or-nothing; all committed in one entry).
+    pub async fn create_topics(
+        &self,
+        topics: Vec<NewTopic>,
+        validate_only: bool,
+    ) -> Result<TopicResults, MetadataError> {
+        self.ask(|tx| Command::CreateTopics(topics, validate_only, tx))
+            .await
+    }
+
+    /// Deletes topics.
+    pub async fn delete_topics(
+        &self,
+        topics: Vec<TopicRef>,
+    ) -> Result<TopicResults, MetadataError> {
+        self.ask(|tx| Command::DeleteTopics(topics, tx)).await
+    }
+
+    /// Adds partitions to topics.
+    pub async fn create_partitions(
+        &self,
+        topics: Vec<NewPartitions>,
+        validate_only: bool,
+    ) -> Result<TopicResults, MetadataError> {
+        self.ask(|tx| Command::CreatePartitions(topics, validate_only, tx))
+            .await
+    }
+
+    /// Changes topic config overrides.
+    pub async fn alter_topic_configs(
+        &self,
+        changes: Vec<TopicConfigChange>,
+        validate_only: bool,
+    ) -> Result<TopicResults, MetadataError> {
+        self.ask(|tx| Command::AlterTopicConfigs(changes, validate_only, tx))
+            .await
+    }
+}
+
+struct ControllerTask {
+    node_id: i32,
+    raft: Raft,
+    feed: Arc<MetadataFeed>,
+    settings: Settings,
+    timings: ControllerTimings,
+    /// Last heartbeat per broker, kept while this node leads.
+    sessions: HashMap<i32, Instant>,
+    /// The term this node leads in, once its own entry is applied.
+    leading_term: Option<u64>,
+    /// When the sessions of brokers not heard from in this term are taken to have started.
+    sessions_since: Instant,
+}
+
+/// How often the task checks sessions.
+const TICK: Duration = Duration::from_millis(100);
+
+impl ControllerTask {
+    async fn run(mut self, mut rx: mpsc::Receiver<Command>, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                command = rx.recv() => match command {
+                    Some(c) => self.handle(c).await,
+                    None => return,
+                },
+                _ = tick.tick() => self.check_sessions().await,
+            }
+        }
+    }
+
+    async fn handle(&mut self, command: Command) {
+        match command {
+            Command::Register(r, reply) => {
+                let _ = reply.send(self.register(r).await);
+            }
+            Command::Heartbeat {
+                broker_id,
+                broker_epoch,
+                metadata_offset,
+                reply,
+            } => {
+                let _ = reply.send(
+                    self.heartbeat(broker_id, broker_epoch, metadata_offset)
+                        .await,
+                );
+            }
+            Command::AlterPartition(r, reply) => {
+                let result = async {
+                    let image = self.ready().await?;
+                    match decisions::alter_partition(&image, &r)? {
+                        (state, None) => Ok((state, image.offset)),
+                        (state, Some(record)) => {
+                            let offset = self.propose(vec![record]).await?;
+                            Ok((state, offset))
+                        }
+                    }
+                }
+                .await;
+                let _ = reply.send(result);
+            }
+            Command::AllocateProducerIds {
+                broker_id,
+                broker_epoch,
+                reply,
+            } => {
+                let result = async {
+                    let image = self.ready().await?;
+                    let (first, record) =
+                        decisions::allocate_producer_ids(&image, broker_id, broker_epoch)?;
+                    self.propose(vec![record]).await?;
+                    Ok((first, decisions::PRODUCER_ID_BLOCK_SIZE))
+                }
+                .await;
+                let _ = reply.send(result);
+            }
+            Command::CreateTopics(topics, validate_only, reply) => {
+                let result = async {
+                    let image = self.ready().await?;
+                    let mut created = BTreeSet::new();
+                    let mut random = |n: usize| fastrand::usize(..n.max(1));
+                    let outcomes = topics
+                        .iter()
+                        .map(|t| {
+                            let r = decisions::create_topic(&image, t, &created, &mut random);
+                            if r.is_ok() {
+                                created.insert(t.name.clone());
+                            }
+                            r
+                        })
+                        .collect();
+                    Ok(self.commit_outcomes(outcomes, validate_only).await)
+                }
+                .await;
+                let _ = reply.send(result);
+            }
+            Command::DeleteTopics(topics, reply) => {
+                let result = async {
+                    let image = self.ready().await?;
+                    let mut seen = BTreeSet::new();
+                    let outcomes = topics
+                        .iter()
+                        .map(|t| {
+                            let (topic, record) =
+                                decisions::delete_topic(&image, t, &self.settings)?;
+                            if !seen.insert(topic.id) {
+                                return Err(MetadataError::InvalidRequest(
+                                    "Duplicate topic in the request.".into(),
+                                ));
+                            }
+                            Ok((topic, vec![record]))
+                        })
+                        .collect();
+                    Ok(self.commit_outcomes(outcomes, false).await)
+                }
+                .await;
+                let _ = reply.send(result);
+            }
+            Command::CreatePartitions(requests, validate_only, reply) => {
+                let result = async {
+                    let image = self.ready().await?;
+                    let mut random = |n: usize| fastrand::usize(..n.max(1));
+                    let outcomes = requests
+                        .iter()
+                        .map(|r| decisions::create_partitions(&image, r, &mut random))
+                        .collect();
+                    Ok(self.commit_outcomes(outcomes, validate_only).await)
+                }
+                .await;
+                let _ = reply.send(result);
+            }
+            Command::AlterTopicConfigs(changes, validate_only, reply) => {
+                let result = async {
+                    let image = self.ready().await?;
+                    let outcomes = changes
+                        .iter()
+                        .map(|c| {
+                            decisions::alter_topic_configs(&image, c).map(|(t, r)| (t, vec![r]))
+                        })
+                        .collect();
+                    Ok(self.commit_outcomes(outcomes, validate_only).await)
+                }
+                .await;
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    /// Proposes the records of every successful outcome in one entry; if that fails, every
+    /// outcome fails with the same error.
+    async fn commit_outcomes(
+        &mut self,
+        outcomes: Vec<Result<(TopicImage, Vec<MetadataRecord>), MetadataError>>,
+        validate_only: bool,
+    ) -> TopicResults {
+        let records: Vec<MetadataRecord> = outcomes
+            .iter()
+            .filter_map(|o| o.as_ref().ok())
+            .flat_map(|(_, r)| r.iter().cloned())
+            .collect();
+        let results = outcomes.into_iter().map(|o| o.map(|(t, _)| t));
+        if validate_only || records.is_empty() {
+            return (results.collect(), -1);
+        }
+        match self.propose(records).await {
+            Ok(offset) => (results.collect(), offset),
+            Err(e) => (results.map(|r| r.and(Err(e.clone()))).collect(), -1),
+        }
+    }
+
+    async fn register(&mut self, r: BrokerRegistration) -> Result<i64, MetadataError> {
+        let image = self.ready().await?;
+        let session_alive = self
+            .sessions
+            .get(&r.broker_id)
+            .is_some_and(|t| t.elapsed() < self.timings.session_timeout);
+        let broker_id = r.broker_id;
+        let records = decisions::register_broker(&image, &r, session_alive, &self.settings)?;
+        let epoch = self.propose(records).await?;
+        self.sessions.insert(broker_id, Instant::now());
+        tracing::info!(
+            broker = broker_id,
+            broker_epoch = epoch,
+            "broker registered"
+        );
+        Ok(epoch)
+    }
+
+    async fn heartbeat(
+        &mut self,
+        broker_id: i32,
+        broker_epoch: i64,
+        metadata_offset: i64,
+    ) -> Result<HeartbeatReply, MetadataError> {
+        let image = self.ready().await?;
+        decisions::check_broker_epoch(&image, broker_id, broker_epoch)?;
+        self.sessions.insert(broker_id, Instant::now());
+        let is_caught_up = metadata_offset >= broker_epoch;
+        let mut is_fenced = image.brokers.get(&broker_id).is_none_or(|b| b.fenced);
+        if is_fenced && is_caught_up {
+            let records = decisions::unfence_broker(&image, broker_id, &self.settings);
+            self.propose(records).await?;
+            tracing::info!(broker = broker_id, "broker unfenced");
+            is_fenced = false;
+        }
+        Ok(HeartbeatReply {
+            is_caught_up,
+            is_fenced,
+            controller_epoch: image.controller_epoch,
+        })
+    }
+
+    /// Fences the brokers whose session expired (leader only).
+    async fn check_sessions(&mut self) {
+        let Ok(image) = self.leading_image() else {
+            return;
+        };
+        let now = Instant::now();
+        let since = self.sessions_since;
+        let expired: Vec<i32> = image
+            .brokers
+            .values()
+            .filter(|b| !b.fenced)
+            .filter(|b| {
+                let last = *self.sessions.entry(b.id).or_insert(since);
+                now.duration_since(last) > self.timings.session_timeout
+            })
+            .map(|b| b.id)
+            .collect();
+        for broker in expired {
+            let image = self.feed.image();
+            let records = decisions::fence_broker(&image, broker, &self.settings);
+            let moved = records.len().saturating_sub(1);
+            match self.propose(records).await {
+                Ok(_) => tracing::info!(
+                    broker,
+                    partitions = moved,
+                    "broker fenced: its session expired"
+                ),
+                Err(e) => tracing::warn!(broker, error = %e, "fencing a broker failed"),
+            }
+        }
+    }
+
+    /// The image, if this node is the active controller now (see the module doc).
+    fn leading_image(&mut self) -> Result<Arc<MetadataImage>, MetadataError> {
+        let metrics = self.raft.metrics().borrow().clone();
+        let leader = metrics.current_leader.map_or(-1, |l| l as i32);
+        let image = self.feed.image();
+        let lost_quorum = metrics
+            .millis_since_quorum_ack
+            .is_some_and(|ms| ms > self.timings.election_timeout.as_millis() as u64);
+        if metrics.state != ServerState::Leader
+            || leader != self.node_id
+            || image.controller_epoch as u64 != metrics.current_term
+            || lost_quorum
+        {
+            if self.leading_term.take().is_some() {
+                tracing::info!(node = self.node_id, "no longer the active controller");
+            }
+            self.sessions.clear();
+            return Err(MetadataError::NotController {
+                leader: if leader == self.node_id { -1 } else { leader },
+            });
+        }
+        if self.leading_term != Some(metrics.current_term) {
+            // A new term: sessions restart as of one election timeout ago (module doc).
+            self.leading_term = Some(metrics.current_term);
+            self.sessions.clear();
+            let now = Instant::now();
+            self.sessions_since = now
+                .checked_sub(self.timings.election_timeout)
+                .unwrap_or(now);
+            tracing::info!(
+                node = self.node_id,
+                controller_epoch = metrics.current_term,
+                "became the active controller"
+            );
+        }
+        Ok(image)
+    }
+
+    /// Like [`Self::leading_image`], but a leader whose own first entry is not applied yet
+    /// waits for it briefly instead of refusing.
+    async fn ready(&mut self) -> Result<Arc<MetadataImage>, MetadataError> {
+        let deadline = Instant::now() + self.timings.election_timeout;
+        loop {
+            match self.leading_image() {
+                Ok(image) => return Ok(image),
+                Err(e) => {
+                    let metrics = self.raft.metrics().borrow().clone();
+                    let leading = metrics.state == ServerState::Leader;
+                    if !leading || Instant::now() >= deadline {
+                        return Err(e);
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
+    }
+
+    /// Appends `records` as one entry and waits until it is committed and applied here.
+    async fn propose(&self, records: Vec<MetadataRecord>) -> Result<i64, MetadataError> {
+        let write = self.raft.client_write(RecordBatch(records));
+        match tokio::time::timeout(self.timings.write_timeout, write).await {
+            Err(_) => Err(MetadataError::Timeout(format!(
+                "the metadata change was not committed within {:?}",
+                self.timings.write_timeout
+            ))),
+            Ok(Ok(response)) => Ok(response.log_id.index as i64),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
+                Err(MetadataError::NotController {
+                    leader: f.leader_id.map_or(-1, |l| l as i32),
+                })
+            }
+            Ok(Err(e)) => Err(MetadataError::Storage(e.to_string())),
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! [`GrpcNetworkFactory`]: openraft's transport between voters over gRPC (`RaftService` in
+//! `proto/controller.proto`). Requests and replies are openraft's serde types as JSON.
+//!
+//! A [`TransportFilter`] can cut this node off from chosen peers, for tests that partition the
+//! quorum (TiKV's transport filters): a blocked peer is reported unreachable without a send.
+
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::BasicNode;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tonic::transport::Channel;
+
+use super::TypeConfig;
+use crate::grpc::proto::raft_service_client::RaftServiceClient;
+use crate::grpc::proto::RaftMessage;
+
+/// Peers this node may not reach (tests only; empty in production).
+#[derive(Debug, Default)]
+pub struct TransportFilter {
+    blocked: RwLock<HashSet<u64>>,
+}
+
+impl TransportFilter {
+    /// Stops traffic to `peer`.
+    pub fn block(&self, peer: u64) {
+        self.blocked
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(peer);
+    }
+
+    /// Lets traffic to every peer through again.
+    pub fn clear(&self) {
+        self.blocked
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
+    fn is_blocked(&self, peer: u64) -> bool {
+        self.blocked
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&peer)
+    }
+}
+
+/// Makes a [`GrpcNetwork`] per peer.
+pub struct GrpcNetworkFactory {
+    cluster_id: String,
+    filter: Arc<TransportFilter>,
+}
+
+impl GrpcNetworkFactory {
+    /// A factory for cluster `cluster_id`.
+    pub fn new(cluster_id: String, filter: Arc<TransportFilter>) -> Self {
+        GrpcNetworkFactory { cluster_id, filter }
+    }
+}
+
+/// A connection to one peer's `RaftService` (connected lazily, reconnected by tonic).
+pub struct GrpcNetwork {
+    target: u64,
+    client: Option<RaftServiceClient<Channel>>,
+    address: String,
+    cluster_id: String,
+    filter: Arc<TransportFilter>,
+}
+
+impl RaftNetworkFactory<TypeConfig> for GrpcNetworkFactory {
+    type Network = GrpcNetwork;
+
+    async fn new_client(&mut self, target: u64, node: &BasicNode) -> GrpcNetwork {
+        let address = format!("http://{}", node.addr);
+        let client = tonic::transport::Endpoint::from_shared(address.clone())
+            .ok()
+            .map(|e| {
+                RaftServiceClient::new(
+                    e.connect_timeout(Duration::from_millis(500))
+                        .tcp_nodelay(true)
+                        .connect_lazy(),
+                )
+            });
+        GrpcNetwork {
+            target,
+            client,
+            address,
+            cluster_id: self.cluster_id.clone(),
+            filter: Arc::clone(&self.filter),
+        }
+    }
+}
+
+type RpcResult<T, E> = Result<T, RPCError<u64, BasicNode, E>>;
+
+#[derive(Clone, Copy)]
+enum Call {
+    Append,
+    Vote,
+    Snapshot,
+}
+
+impl GrpcNetwork {
+    async fn call<Req, Resp, E>(
+        &mut self,
+        call: Call,
+        req: &Req,
+        option: &RPCOption,
+    ) -> RpcResult<Resp, E>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        if self.filter.is_blocked(self.target) {
+            return Err(RPCError::Unreachable(Unreachable::new(
+                &std::io::Error::other(format!(
+                    "node {} is cut off by the transport filter",
+                    self.target
+                )),
+            )));
+        }
+        let Some(client) = self.client.as_mut() else {
+            return Err(RPCError::Unreachable(Unreachable::new(
+                &std::io::Error::other(format!("invalid address {}", self.address)),
+            )));
+        };
+        let payload =
+            serde_json::to_vec(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let mut request = tonic::Request::new(RaftMessage {
+            cluster_id: self.cluster_id.clone(),
+            payload,
+        });
+        request.set_timeout(option.hard_ttl());
+        let reply = match call {
+            Call::Append => client.append_entries(request).await,
+            Call::Vote => client.vote(request).await,
+            Call::Snapshot => client.install_snapshot(request).await,
+        };
+        let reply = match reply {
+            Ok(r) => r.into_inner(),
+            Err(status) if status.code() == tonic::Code::Unavailable => {
+                return Err(RPCError::Unreachable(Unreachable::new(&status)))
+            }
+            Err(status) => return Err(RPCError::Network(NetworkError::new(&status))),
+        };
+        let result: Result<Resp, E> = serde_json::from_slice(&reply.payload)
+            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for GrpcNetwork {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<AppendEntriesResponse<u64>, RaftError<u64>> {
+        self.call(Call::Append, &rpc, &option).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<InstallSnapshotResponse<u64>, RaftError<u64, InstallSnapshotError>> {
+        self.call(Call::Snapshot, &rpc, &option).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<u64>,
+        option: RPCOption,
+    ) -> RpcResult<VoteResponse<u64>, RaftError<u64>> {
+        self.call(Call::Vote, &rpc, &option).await
+    }
+}
