@@ -8,8 +8,8 @@
 //!
 //! Only the Raft leader acts, and only once the image includes an entry of its own term (its
 //! blank entry), so it decides on everything committed before it. Any other node answers
-//! NOT_CONTROLLER with the leader it knows of. A leader that stops hearing from a quorum for an
-//! election timeout answers NOT_CONTROLLER too: it may have been deposed, and its writes could
+//! NOT_CONTROLLER with the leader it knows of. A leader that stops hearing from a quorum for the
+//! longest election timeout answers NOT_CONTROLLER too: it may have been deposed, and its writes could
 //! not commit anyway.
 //!
 //! Broker sessions (last heartbeat per broker) are in memory only, as in Kafka. A new leader
@@ -490,9 +490,11 @@ impl ControllerTask {
         let metrics = self.raft.metrics().borrow().clone();
         let leader = metrics.current_leader.map_or(-1, |l| l as i32);
         let image = self.feed.image();
+        // By the longest election timeout (twice the shortest) the other voters have elected
+        // someone else if they could not hear from this node.
         let lost_quorum = metrics
             .millis_since_quorum_ack
-            .is_some_and(|ms| ms > self.timings.election_timeout.as_millis() as u64);
+            .is_some_and(|ms| ms > 2 * self.timings.election_timeout.as_millis() as u64);
         if metrics.state != ServerState::Leader
             || leader != self.node_id
             || image.controller_epoch as u64 != metrics.current_term

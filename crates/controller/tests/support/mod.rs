@@ -25,7 +25,12 @@ pub fn topic(name: &str, partitions: i32) -> NewTopic {
     }
 }
 
+/// Quorum tests run one at a time: three voters each fsyncing their log are enough load for a
+/// 2-core machine, and parallel quorums there can miss heartbeats and change leaders mid-test.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 pub struct TestQuorum {
+    _turn: tokio::sync::MutexGuard<'static, ()>,
     dirs: BTreeMap<i32, tempfile::TempDir>,
     voters: Vec<Voter>,
     nodes: BTreeMap<i32, ControllerNode>,
@@ -45,7 +50,7 @@ fn config_for(
         dir.join("__cluster_metadata-0"),
     );
     c.heartbeat_interval = Duration::from_millis(100);
-    c.election_timeout = Duration::from_millis(500);
+    c.election_timeout = Duration::from_millis(800);
     c.write_timeout = Duration::from_secs(2);
     tweak(&mut c);
     c
@@ -71,7 +76,9 @@ impl TestQuorum {
             });
             listeners.push((id, l));
         }
+        let turn = ONE_AT_A_TIME.lock().await;
         let mut q = TestQuorum {
+            _turn: turn,
             dirs: BTreeMap::new(),
             voters,
             nodes: BTreeMap::new(),
