@@ -99,6 +99,24 @@ pub struct TopicConfigChange {
     pub replace: bool,
 }
 
+impl TopicConfigChange {
+    /// The overrides after this change is applied to `current`.
+    pub fn apply_to(&self, current: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+        let mut configs = if self.replace {
+            BTreeMap::new()
+        } else {
+            current.clone()
+        };
+        for (k, v) in &self.changes {
+            match v {
+                Some(v) => configs.insert(k.clone(), v.clone()),
+                None => configs.remove(k),
+            };
+        }
+        configs
+    }
+}
+
 /// An AlterPartition request from a partition leader (ISR change).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AlterPartition {
@@ -161,7 +179,8 @@ fn is_live(image: &MetadataImage, broker: i32) -> bool {
     image.brokers.get(&broker).is_some_and(|b| !b.fenced)
 }
 
-/// The state `p` moves to when `broker` is fenced, or `None` if it is unaffected.
+/// The state `p` moves to when `broker` is fenced, or `None` if it is unaffected. `broker` is
+/// never elected, whatever `image` says of it, so callers need not mark it fenced first.
 fn without_broker(
     image: &MetadataImage,
     topic: &TopicImage,
@@ -222,12 +241,7 @@ pub fn fence_broker(
         broker_id: broker,
         broker_epoch: b.epoch,
     }];
-    // Decide against an image where the broker is already fenced.
-    let mut fenced = image.clone();
-    if let Some(b) = fenced.brokers.get_mut(&broker) {
-        b.fenced = true;
-    }
-    records.extend(partitions_without(&fenced, broker, settings));
+    records.extend(partitions_without(image, broker, settings));
     records
 }
 
@@ -314,11 +328,7 @@ pub fn register_broker(
         rack: request.rack.clone(),
     })];
     if image.brokers.contains_key(&request.broker_id) {
-        let mut fenced = image.clone();
-        if let Some(b) = fenced.brokers.get_mut(&request.broker_id) {
-            b.fenced = true;
-        }
-        records.extend(partitions_without(&fenced, request.broker_id, settings));
+        records.extend(partitions_without(image, request.broker_id, settings));
     }
     Ok(records)
 }
@@ -674,17 +684,7 @@ pub fn alter_topic_configs(
         .topics
         .get(&change.topic)
         .ok_or_else(|| MetadataError::UnknownTopic(change.topic.clone()))?;
-    let mut configs = if change.replace {
-        BTreeMap::new()
-    } else {
-        topic.configs.clone()
-    };
-    for (k, v) in &change.changes {
-        match v {
-            Some(v) => configs.insert(k.clone(), v.clone()),
-            None => configs.remove(k),
-        };
-    }
+    let configs = change.apply_to(&topic.configs);
     let mut next = topic.clone();
     next.configs = configs.clone();
     Ok((

@@ -27,6 +27,9 @@ use crate::raft::network::{GrpcNetworkFactory, TransportFilter};
 use crate::raft::state_machine::{MetadataFeed, MetadataStateMachine};
 use crate::raft::Raft;
 
+/// How long the gRPC server may take to finish in-flight calls at shutdown.
+const SERVER_GRACE: Duration = Duration::from_millis(500);
+
 /// Why a controller node could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ControllerError {
@@ -101,6 +104,7 @@ pub struct ControllerNode {
     address: SocketAddr,
     shutdown: CancellationToken,
     tasks: TaskTracker,
+    server: tokio::task::JoinHandle<()>,
 }
 
 impl ControllerNode {
@@ -179,7 +183,7 @@ impl ControllerNode {
                 TcpListenerStream::new(listener),
                 shutdown.clone().cancelled_owned(),
             );
-        tasks.spawn(async move {
+        let server = tokio::spawn(async move {
             if let Err(e) = server.await {
                 tracing::error!(error = %e, "controller listener failed");
             }
@@ -207,6 +211,7 @@ impl ControllerNode {
             address,
             shutdown,
             tasks,
+            server,
         })
     }
 
@@ -230,8 +235,10 @@ impl ControllerNode {
         self.address
     }
 
-    /// Stops serving, stops Raft, and waits for the tasks.
-    pub async fn shutdown(self) {
+    /// Stops Raft and the controller task, then the gRPC server: it gets a short grace for
+    /// in-flight calls and is then aborted, since peers and brokers keep connections (and
+    /// metadata streams) open that a graceful HTTP/2 shutdown would wait for.
+    pub async fn shutdown(mut self) {
         self.shutdown.cancel();
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(error = %e, "raft did not stop cleanly");
@@ -241,7 +248,13 @@ impl ControllerNode {
             .await
             .is_err()
         {
-            tracing::warn!("controller tasks did not stop in time");
+            tracing::warn!("the controller task did not stop in time");
+        }
+        if tokio::time::timeout(SERVER_GRACE, &mut self.server)
+            .await
+            .is_err()
+        {
+            self.server.abort();
         }
     }
 }

@@ -39,18 +39,15 @@ async fn elects_one_leader_and_commits_on_every_voter() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failover_loses_no_committed_record() {
     let mut q = TestQuorum::start(3).await;
-    let first = q.wait_for_leader(None).await;
+    q.wait_for_leader(None).await;
     let mut names = Vec::new();
     for i in 0..20 {
         let name = format!("t{i}");
-        let (r, _) = q
-            .controller(first)
-            .create_topics(vec![topic(&name, 1)], false)
-            .await
-            .unwrap();
-        assert!(r[0].is_ok());
+        q.create_on_leader(&name).await;
         names.push(name);
     }
+    // Under load a re-election may have happened meanwhile: kill whoever leads now.
+    let first = q.wait_for_leader(None).await;
     let before = q.controller(first).image().controller_epoch;
     let started = std::time::Instant::now();
     q.kill(first).await;
@@ -148,14 +145,10 @@ async fn snapshots_bound_the_log_and_a_lagging_voter_installs_one() {
     q.kill(lagging).await;
     let mut offset = 0;
     for i in 0..40 {
-        let (r, o) = q
-            .controller(leader)
-            .create_topics(vec![topic(&format!("s{i}"), 1)], false)
-            .await
-            .unwrap();
-        assert!(r[0].is_ok());
-        offset = o;
+        offset = q.create_on_leader(&format!("s{i}")).await;
     }
+    // Each voter snapshots on its own: check whichever leads now.
+    let leader = q.wait_for_leader(None).await;
     let metrics = q
         .wait_metrics(leader, "a snapshot and purged log", |m| {
             m.snapshot.is_some() && m.purged.is_some()

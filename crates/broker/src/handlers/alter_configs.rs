@@ -32,7 +32,7 @@ use super::message;
 use crate::broker::BrokerState;
 use crate::config::{describe_topic, ConfigType, TopicConfigError};
 use crate::error::metadata_error_code;
-use crate::metadata::{configs_after, MetadataImage, TopicConfigChange};
+use crate::metadata::{MetadataImage, TopicConfigChange};
 
 /// Kafka's resource type codes (`ConfigResource.Type`).
 const TOPIC: i8 = 2;
@@ -300,7 +300,7 @@ fn prepare(
     };
     state
         .config
-        .topic_config(&configs_after(&topic.configs, &change))
+        .topic_config(&change.apply_to(&topic.configs))
         .map_err(|e| match e {
             TopicConfigError::Internal(_) => (ResponseError::UnknownServerError, e.to_string()),
             _ => (ResponseError::InvalidConfig, e.to_string()),

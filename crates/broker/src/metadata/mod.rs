@@ -9,7 +9,6 @@
 pub mod follower;
 pub mod quorum_store;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -61,23 +60,4 @@ pub trait MetadataStore: Send + Sync {
     /// Reserves the next block of producer ids for this broker.
     async fn allocate_producer_ids(&self, broker_id: i32)
         -> Result<ProducerIdBlock, MetadataError>;
-}
-
-/// The overrides of `topic` after `changes`, for validation before a change is sent.
-pub fn configs_after(
-    current: &BTreeMap<String, String>,
-    change: &TopicConfigChange,
-) -> BTreeMap<String, String> {
-    let mut configs = if change.replace {
-        BTreeMap::new()
-    } else {
-        current.clone()
-    };
-    for (k, v) in &change.changes {
-        match v {
-            Some(v) => configs.insert(k.clone(), v.clone()),
-            None => configs.remove(k),
-        };
-    }
-    configs
 }

@@ -188,6 +188,26 @@ impl ControllerClient {
         }
     }
 
+    /// One request to the active controller: sends `request` with `rpc`, turns transport
+    /// failures into retriable errors and the reply's Kafka error into a [`MetadataError`].
+    async fn unary<Req, Resp, F, Fut>(&self, request: Req, rpc: F) -> Result<Resp, MetadataError>
+    where
+        Req: Clone,
+        Resp: convert::Reply,
+        F: Fn(ControllerServiceClient<Channel>, Req) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
+    {
+        self.to_active(|c| {
+            let call = rpc(c, request.clone());
+            async move {
+                let reply = call.await.map_err(|s| unreachable(&s))?.into_inner();
+                convert::check(reply.error())?;
+                Ok(reply)
+            }
+        })
+        .await
+    }
+
     /// Registers a broker; returns its broker epoch.
     pub async fn register_broker(&self, r: &Registration) -> Result<i64, MetadataError> {
         let request = proto::RegisterBrokerRequest {
@@ -205,19 +225,13 @@ impl ControllerClient {
                 .collect(),
             rack: r.rack.clone(),
         };
-        self.to_active(|mut c| {
-            let request = request.clone();
-            async move {
-                let r = c
-                    .register_broker(request)
-                    .await
-                    .map_err(|s| unreachable(&s))?
-                    .into_inner();
-                convert::check(r.error.as_ref())?;
-                Ok(r.broker_epoch)
-            }
-        })
-        .await
+        let r = self
+            .unary(
+                request,
+                |mut c, r| async move { c.register_broker(r).await },
+            )
+            .await?;
+        Ok(r.broker_epoch)
     }
 
     /// Sends one heartbeat.
@@ -233,23 +247,17 @@ impl ControllerClient {
             broker_epoch,
             metadata_offset,
         };
-        self.to_active(|mut c| {
-            let request = request.clone();
-            async move {
-                let r = c
-                    .broker_heartbeat(request)
-                    .await
-                    .map_err(|s| unreachable(&s))?
-                    .into_inner();
-                convert::check(r.error.as_ref())?;
-                Ok(HeartbeatReply {
-                    is_caught_up: r.is_caught_up,
-                    is_fenced: r.is_fenced,
-                    controller_epoch: r.controller_epoch,
-                })
-            }
+        let r = self
+            .unary(
+                request,
+                |mut c, r| async move { c.broker_heartbeat(r).await },
+            )
+            .await?;
+        Ok(HeartbeatReply {
+            is_caught_up: r.is_caught_up,
+            is_fenced: r.is_fenced,
+            controller_epoch: r.controller_epoch,
         })
-        .await
     }
 
     /// Asks for an ISR change; returns the partition's state and the offset that committed it.
@@ -267,23 +275,17 @@ impl ControllerClient {
             partition_epoch: a.partition_epoch,
             new_isr: a.new_isr.clone(),
         };
-        self.to_active(|mut c| {
-            let request = request.clone();
-            async move {
-                let r = c
-                    .alter_partition(request)
-                    .await
-                    .map_err(|s| unreachable(&s))?
-                    .into_inner();
-                convert::check(r.error.as_ref())?;
-                let state = r
-                    .state
-                    .map(convert::partition_from_wire)
-                    .ok_or_else(|| MetadataError::InvalidRequest("no partition state".into()))?;
-                Ok((state, r.offset))
-            }
-        })
-        .await
+        let r = self
+            .unary(
+                request,
+                |mut c, r| async move { c.alter_partition(r).await },
+            )
+            .await?;
+        let state = r
+            .state
+            .map(convert::partition_from_wire)
+            .ok_or_else(|| MetadataError::InvalidRequest("no partition state".into()))?;
+        Ok((state, r.offset))
     }
 
     /// Reserves a block of producer ids: `(first, size)`.
@@ -297,19 +299,12 @@ impl ControllerClient {
             broker_id,
             broker_epoch,
         };
-        self.to_active(|mut c| {
-            let request = request.clone();
-            async move {
-                let r = c
-                    .allocate_producer_ids(request)
-                    .await
-                    .map_err(|s| unreachable(&s))?
-                    .into_inner();
-                convert::check(r.error.as_ref())?;
-                Ok((r.first_producer_id, r.size))
-            }
-        })
-        .await
+        let r = self
+            .unary(request, |mut c, r| async move {
+                c.allocate_producer_ids(r).await
+            })
+            .await?;
+        Ok((r.first_producer_id, r.size))
     }
 
     /// Creates topics.
@@ -323,19 +318,10 @@ impl ControllerClient {
             topics: topics.iter().map(convert::new_topic_to_wire).collect(),
             validate_only,
         };
-        self.to_active(|mut c| {
-            let request = request.clone();
-            async move {
-                let r = c
-                    .create_topics(request)
-                    .await
-                    .map_err(|s| unreachable(&s))?
-                    .into_inner();
-                convert::check(r.error.as_ref())?;
-                Ok((convert::topic_results_from_wire(r.results), r.offset))
-            }
-        })
-        .await
+        let r = self
+            .unary(request, |mut c, r| async move { c.create_topics(r).await })
+            .await?;
+        Ok((convert::topic_results_from_wire(r.results), r.offset))
     }
 
     /// Deletes topics.
@@ -344,19 +330,10 @@ impl ControllerClient {
             cluster_id: self.cluster_id.clone(),
             topics: topics.iter().map(convert::topic_ref_to_wire).collect(),
         };
-        self.to_active(|mut c| {
-            let request = request.clone();
-            async move {
-                let r = c
-                    .delete_topics(request)
-                    .await
-                    .map_err(|s| unreachable(&s))?
-                    .into_inner();
-                convert::check(r.error.as_ref())?;
-                Ok((convert::topic_results_from_wire(r.results), r.offset))
-            }
-        })
-        .await
+        let r = self
+            .unary(request, |mut c, r| async move { c.delete_topics(r).await })
+            .await?;
+        Ok((convert::topic_results_from_wire(r.results), r.offset))
     }
 
     /// Adds partitions.
@@ -370,19 +347,13 @@ impl ControllerClient {
             topics: topics.iter().map(convert::new_partitions_to_wire).collect(),
             validate_only,
         };
-        self.to_active(|mut c| {
-            let request = request.clone();
-            async move {
-                let r = c
-                    .create_partitions(request)
-                    .await
-                    .map_err(|s| unreachable(&s))?
-                    .into_inner();
-                convert::check(r.error.as_ref())?;
-                Ok((convert::topic_results_from_wire(r.results), r.offset))
-            }
-        })
-        .await
+        let r = self
+            .unary(
+                request,
+                |mut c, r| async move { c.create_partitions(r).await },
+            )
+            .await?;
+        Ok((convert::topic_results_from_wire(r.results), r.offset))
     }
 
     /// Changes topic configs.
@@ -396,19 +367,13 @@ impl ControllerClient {
             topics: changes.iter().map(convert::config_change_to_wire).collect(),
             validate_only,
         };
-        self.to_active(|mut c| {
-            let request = request.clone();
-            async move {
-                let r = c
-                    .alter_topic_configs(request)
-                    .await
-                    .map_err(|s| unreachable(&s))?
-                    .into_inner();
-                convert::check(r.error.as_ref())?;
-                Ok((convert::topic_results_from_wire(r.results), r.offset))
-            }
-        })
-        .await
+        let r = self
+            .unary(
+                request,
+                |mut c, r| async move { c.alter_topic_configs(r).await },
+            )
+            .await?;
+        Ok((convert::topic_results_from_wire(r.results), r.offset))
     }
 
     /// Opens the metadata stream after `after_offset` on voter `preferred` if it is one (the

@@ -33,6 +33,33 @@ pub fn check(info: Option<&proto::ErrorInfo>) -> Result<(), MetadataError> {
     }
 }
 
+/// A controller reply: each carries an optional Kafka error.
+pub trait Reply {
+    /// The reply's error, if any.
+    fn error(&self) -> Option<&proto::ErrorInfo>;
+}
+
+macro_rules! replies {
+    ($($t:ty),* $(,)?) => {
+        $(impl Reply for $t {
+            fn error(&self) -> Option<&proto::ErrorInfo> {
+                self.error.as_ref()
+            }
+        })*
+    };
+}
+
+replies!(
+    proto::RegisterBrokerResponse,
+    proto::BrokerHeartbeatResponse,
+    proto::AlterPartitionResponse,
+    proto::AllocateProducerIdsResponse,
+    proto::CreateTopicsResponse,
+    proto::DeleteTopicsResponse,
+    proto::CreatePartitionsResponse,
+    proto::AlterTopicConfigsResponse,
+);
+
 /// Parses a topic id sent as text.
 pub fn uuid(text: &str) -> Result<Uuid, MetadataError> {
     Uuid::parse_str(text).map_err(|_| MetadataError::InvalidRequest(format!("bad topic id {text}")))

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use openraft::RaftMetrics;
 use rivulet_controller::{
-    Assignment, Controller, ControllerConfig, ControllerNode, NewTopic, Voter,
+    Assignment, Controller, ControllerConfig, ControllerNode, MetadataError, NewTopic, Voter,
 };
 use tokio::net::TcpListener;
 
@@ -200,6 +200,32 @@ impl TestQuorum {
             .await
             .expect("registers broker 0");
         let _ = epoch;
+    }
+
+    /// Creates a one-partition topic through whichever node leads, retrying on a leader change
+    /// (a retry that finds the topic already there means the first attempt committed); returns
+    /// an offset at which the topic exists.
+    pub async fn create_on_leader(&self, name: &str) -> i64 {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let leader = self.wait_for_leader(None).await;
+            let c = self.controller(leader);
+            let outcome = c.create_topics(vec![topic(name, 1)], false).await;
+            match outcome {
+                Ok((r, offset)) => match &r[0] {
+                    Ok(_) => return offset,
+                    Err(MetadataError::TopicAlreadyExists(_)) => return c.image().offset,
+                    Err(e) if e.is_retriable() => {}
+                    Err(e) => panic!("creating {name}: {e}"),
+                },
+                Err(e) if e.is_retriable() => {}
+                Err(e) => panic!("creating {name}: {e}"),
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} not created within {WAIT:?}"
+            );
+        }
     }
 
     /// Waits until every running node has applied `offset`.
