@@ -12,12 +12,13 @@
 //! longest election timeout answers NOT_CONTROLLER too: it may have been deposed, and its writes could
 //! not commit anyway.
 //!
-//! Broker sessions (last heartbeat per broker) are in memory only, as in Kafka. A new leader
-//! starts every session as if its last heartbeat came one election timeout before the new term:
-//! the controller it replaces had been silent at least that long, so a broker that died with it
-//! is fenced within `broker.session.timeout.ms` of its death, not of the election, while a live
-//! broker reaches the new controller with its next heartbeat. A tick fences the brokers whose
-//! session expired, which moves their partitions' leadership.
+//! Broker sessions (last heartbeat per broker) are in memory only, as in Kafka, but every voter
+//! keeps them: brokers send each heartbeat to all voters, and a voter that does not lead notes
+//! the time before answering NOT_CONTROLLER. A new leader therefore starts with the sessions as
+//! they were, so a broker that died together with the old controller is fenced within
+//! `broker.session.timeout.ms` of its death, not of the election. A broker the new leader never
+//! heard from gets a session as of one election timeout before the new term. A tick fences the
+//! brokers whose session expired, which moves their partitions' leadership.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -245,7 +246,7 @@ struct ControllerTask {
     feed: Arc<MetadataFeed>,
     settings: Settings,
     timings: ControllerTimings,
-    /// Last heartbeat per broker, kept while this node leads.
+    /// Last heartbeat per broker, as seen by this voter.
     sessions: HashMap<i32, Instant>,
     /// The term this node leads in, once its own entry is applied.
     leading_term: Option<u64>,
@@ -435,6 +436,16 @@ impl ControllerTask {
         broker_epoch: i64,
         metadata_offset: i64,
     ) -> Result<HeartbeatReply, MetadataError> {
+        // Every voter notes the heartbeat, leader or not (brokers send it to all voters), so a
+        // new controller starts with the sessions as they are.
+        let seen = self.feed.image();
+        if seen
+            .brokers
+            .get(&broker_id)
+            .is_some_and(|b| b.epoch <= broker_epoch)
+        {
+            self.sessions.insert(broker_id, Instant::now());
+        }
         let image = self.ready().await?;
         decisions::check_broker_epoch(&image, broker_id, broker_epoch)?;
         self.sessions.insert(broker_id, Instant::now());
@@ -503,15 +514,14 @@ impl ControllerTask {
             if self.leading_term.take().is_some() {
                 tracing::info!(node = self.node_id, "no longer the active controller");
             }
-            self.sessions.clear();
             return Err(MetadataError::NotController {
                 leader: if leader == self.node_id { -1 } else { leader },
             });
         }
         if self.leading_term != Some(metrics.current_term) {
-            // A new term: sessions restart as of one election timeout ago (module doc).
+            // A new term: brokers this node has not heard from start their session as of one
+            // election timeout ago (module doc).
             self.leading_term = Some(metrics.current_term);
-            self.sessions.clear();
             let now = Instant::now();
             self.sessions_since = now
                 .checked_sub(self.timings.election_timeout)

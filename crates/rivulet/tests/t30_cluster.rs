@@ -32,19 +32,36 @@ fn admin_for(
         .expect("admin client")
 }
 
+/// Creates a topic through `bootstrap`. librdkafka 2.x retires its bootstrap broker handles once
+/// it has learnt the cluster's brokers, and an admin request in flight on one fails with
+/// "Broker handle destroyed": that (client-side) failure is retried, as an application would.
 fn create(bootstrap: &str, name: &str, partitions: i32, rf: i32) {
     let admin = admin_for(bootstrap);
-    let results = block_on(
-        "create topic",
-        OP_TIMEOUT,
-        admin.create_topics(
-            &[NewTopic::new(name, partitions, TopicReplication::Fixed(rf))],
-            &admin_options(),
-        ),
-    )
-    .expect("create_topics");
-    for r in results {
-        r.unwrap_or_else(|(t, e)| panic!("creating {t}: {e}"));
+    for attempt in 1..=5 {
+        let outcome = block_on(
+            "create topic",
+            OP_TIMEOUT,
+            admin.create_topics(
+                &[NewTopic::new(name, partitions, TopicReplication::Fixed(rf))],
+                &admin_options(),
+            ),
+        );
+        match outcome {
+            Ok(results) => {
+                for r in results {
+                    match r {
+                        Ok(_) => {}
+                        // An earlier attempt's request reached the controller after all.
+                        Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists))
+                            if attempt > 1 => {}
+                        Err((t, e)) => panic!("creating {t}: {e}"),
+                    }
+                }
+                return;
+            }
+            Err(e) if attempt < 5 => eprintln!("create_topics attempt {attempt}: {e}; retrying"),
+            Err(e) => panic!("create_topics: {e}"),
+        }
     }
 }
 

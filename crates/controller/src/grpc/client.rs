@@ -22,6 +22,9 @@ use crate::image::{MetadataImage, PartitionImage};
 use crate::quorum_controller::{HeartbeatReply, TopicResults};
 use crate::records::MetadataDelta;
 
+/// How long a heartbeat copy to a voter that does not lead may take.
+const NOTE_TIMEOUT: Duration = Duration::from_millis(500);
+
 /// A voter of the quorum: id and `host:port` of its controller listener.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Voter {
@@ -247,12 +250,25 @@ impl ControllerClient {
             broker_epoch,
             metadata_offset,
         };
-        let r = self
-            .unary(
-                request,
-                |mut c, r| async move { c.broker_heartbeat(r).await },
-            )
-            .await?;
+        // The other voters note the heartbeat too, so whichever of them is elected next knows
+        // the broker's session; their NOT_CONTROLLER answers are expected and ignored.
+        let active = self.active_controller();
+        let others = self
+            .voters
+            .iter()
+            .filter(|(v, _)| v.id != active)
+            .map(|(_, c)| {
+                let mut c = c.clone();
+                let request = request.clone();
+                async move {
+                    let _ = tokio::time::timeout(NOTE_TIMEOUT, c.broker_heartbeat(request)).await;
+                }
+            });
+        let to_active = self.unary(request.clone(), |mut c, r| async move {
+            c.broker_heartbeat(r).await
+        });
+        let (r, _) = futures::future::join(to_active, futures::future::join_all(others)).await;
+        let r = r?;
         Ok(HeartbeatReply {
             is_caught_up: r.is_caught_up,
             is_fenced: r.is_fenced,
