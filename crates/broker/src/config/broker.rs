@@ -62,6 +62,20 @@ pub(crate) const BROKER_HEARTBEAT_INTERVAL_MS: &str = "broker.heartbeat.interval
 pub(crate) const BROKER_SESSION_TIMEOUT_MS: &str = "broker.session.timeout.ms";
 pub(crate) const MIN_INSYNC_REPLICAS: &str = "min.insync.replicas";
 pub(crate) const UNCLEAN_LEADER_ELECTION_ENABLE: &str = "unclean.leader.election.enable";
+pub(crate) const REPLICA_LAG_TIME_MAX_MS: &str = "replica.lag.time.max.ms";
+pub(crate) const REPLICA_FETCH_MAX_BYTES: &str = "replica.fetch.max.bytes";
+pub(crate) const REPLICA_FETCH_RESPONSE_MAX_BYTES: &str = "replica.fetch.response.max.bytes";
+pub(crate) const REPLICA_FETCH_WAIT_MAX_MS: &str = "replica.fetch.wait.max.ms";
+pub(crate) const REPLICA_FETCH_MIN_BYTES: &str = "replica.fetch.min.bytes";
+pub(crate) const REPLICA_FETCH_BACKOFF_MS: &str = "replica.fetch.backoff.ms";
+pub(crate) const REPLICA_HIGH_WATERMARK_CHECKPOINT_INTERVAL_MS: &str =
+    "replica.high.watermark.checkpoint.interval.ms";
+pub(crate) const AUTO_LEADER_REBALANCE_ENABLE: &str = "auto.leader.rebalance.enable";
+pub(crate) const LEADER_IMBALANCE_CHECK_INTERVAL_SECONDS: &str =
+    "leader.imbalance.check.interval.seconds";
+pub(crate) const LEADER_IMBALANCE_PER_BROKER_PERCENTAGE: &str =
+    "leader.imbalance.per.broker.percentage";
+pub(crate) const CONTROLLED_SHUTDOWN_ENABLE: &str = "controlled.shutdown.enable";
 pub(crate) const OFFSETS_TOPIC_NUM_PARTITIONS: &str = "offsets.topic.num.partitions";
 pub(crate) const OFFSETS_TOPIC_REPLICATION_FACTOR: &str = "offsets.topic.replication.factor";
 pub(crate) const GROUP_INITIAL_REBALANCE_DELAY_MS: &str = "group.initial.rebalance.delay.ms";
@@ -285,6 +299,85 @@ pub(crate) static BROKER_KEYS: &[KeyDef] = &[
         Some("false"),
         Check::None,
         "The default unclean.leader.election.enable of topics.",
+    ),
+    def(
+        REPLICA_LAG_TIME_MAX_MS,
+        ConfigType::Long,
+        Some("30000"),
+        Check::AtLeast(1),
+        "A follower that has not caught up with the leader's log end for this long leaves the \
+         ISR, in milliseconds.",
+    ),
+    def(
+        REPLICA_FETCH_MAX_BYTES,
+        ConfigType::Int,
+        Some("1048576"),
+        Check::AtLeast(0),
+        "Bytes a follower asks for per partition in one fetch (at least one batch is returned).",
+    ),
+    def(
+        REPLICA_FETCH_RESPONSE_MAX_BYTES,
+        ConfigType::Int,
+        Some("10485760"),
+        Check::AtLeast(0),
+        "Bytes a follower asks for in one fetch over all partitions.",
+    ),
+    def(
+        REPLICA_FETCH_WAIT_MAX_MS,
+        ConfigType::Int,
+        Some("500"),
+        Check::AtLeast(0),
+        "How long the leader holds a follower's fetch that has no data, in milliseconds.",
+    ),
+    def(
+        REPLICA_FETCH_MIN_BYTES,
+        ConfigType::Int,
+        Some("1"),
+        Check::AtLeast(1),
+        "Bytes a follower's fetch waits for before the leader answers.",
+    ),
+    def(
+        REPLICA_FETCH_BACKOFF_MS,
+        ConfigType::Int,
+        Some("1000"),
+        Check::AtLeast(0),
+        "How long a follower waits after a fetch error before trying again, in milliseconds.",
+    ),
+    def(
+        REPLICA_HIGH_WATERMARK_CHECKPOINT_INTERVAL_MS,
+        ConfigType::Long,
+        Some("5000"),
+        Check::AtLeast(1),
+        "How often the high watermarks are written to disk, in milliseconds.",
+    ),
+    def(
+        AUTO_LEADER_REBALANCE_ENABLE,
+        ConfigType::Boolean,
+        Some("true"),
+        Check::None,
+        "Whether the controller moves leadership back to each partition's preferred replica.",
+    ),
+    def(
+        LEADER_IMBALANCE_CHECK_INTERVAL_SECONDS,
+        ConfigType::Long,
+        Some("300"),
+        Check::AtLeast(1),
+        "How often the controller checks for leader imbalance, in seconds.",
+    ),
+    def(
+        LEADER_IMBALANCE_PER_BROKER_PERCENTAGE,
+        ConfigType::Int,
+        Some("10"),
+        Check::AtLeast(0),
+        "The share of a broker's preferred partitions it may not lead before the controller \
+         rebalances, in percent.",
+    ),
+    def(
+        CONTROLLED_SHUTDOWN_ENABLE,
+        ConfigType::Boolean,
+        Some("true"),
+        Check::None,
+        "Whether a stopping broker first asks the controller to move its leaderships away.",
     ),
     // Groups and producers.
     def(
@@ -597,6 +690,28 @@ pub struct BrokerConfig {
     pub min_insync_replicas: i32,
     /// `unclean.leader.election.enable` (false): the topics' default.
     pub unclean_leader_election_enable: bool,
+    /// `replica.lag.time.max.ms` (30000).
+    pub replica_lag_time_max_ms: i64,
+    /// `replica.fetch.max.bytes` (1048576).
+    pub replica_fetch_max_bytes: i32,
+    /// `replica.fetch.response.max.bytes` (10485760).
+    pub replica_fetch_response_max_bytes: i32,
+    /// `replica.fetch.wait.max.ms` (500).
+    pub replica_fetch_wait_max_ms: i32,
+    /// `replica.fetch.min.bytes` (1).
+    pub replica_fetch_min_bytes: i32,
+    /// `replica.fetch.backoff.ms` (1000).
+    pub replica_fetch_backoff_ms: i32,
+    /// `replica.high.watermark.checkpoint.interval.ms` (5000).
+    pub replica_high_watermark_checkpoint_interval_ms: i64,
+    /// `auto.leader.rebalance.enable` (true).
+    pub auto_leader_rebalance_enable: bool,
+    /// `leader.imbalance.check.interval.seconds` (300).
+    pub leader_imbalance_check_interval_seconds: i64,
+    /// `leader.imbalance.per.broker.percentage` (10).
+    pub leader_imbalance_per_broker_percentage: i32,
+    /// `controlled.shutdown.enable` (true).
+    pub controlled_shutdown_enable: bool,
     /// `offsets.topic.num.partitions` (50).
     pub offsets_topic_num_partitions: i32,
     /// `offsets.topic.replication.factor` (3).
@@ -934,6 +1049,20 @@ impl BrokerConfig {
             broker_session_timeout_ms,
             min_insync_replicas: values.int(MIN_INSYNC_REPLICAS)?,
             unclean_leader_election_enable: values.bool(UNCLEAN_LEADER_ELECTION_ENABLE)?,
+            replica_lag_time_max_ms: values.long(REPLICA_LAG_TIME_MAX_MS)?,
+            replica_fetch_max_bytes: values.int(REPLICA_FETCH_MAX_BYTES)?,
+            replica_fetch_response_max_bytes: values.int(REPLICA_FETCH_RESPONSE_MAX_BYTES)?,
+            replica_fetch_wait_max_ms: values.int(REPLICA_FETCH_WAIT_MAX_MS)?,
+            replica_fetch_min_bytes: values.int(REPLICA_FETCH_MIN_BYTES)?,
+            replica_fetch_backoff_ms: values.int(REPLICA_FETCH_BACKOFF_MS)?,
+            replica_high_watermark_checkpoint_interval_ms: values
+                .long(REPLICA_HIGH_WATERMARK_CHECKPOINT_INTERVAL_MS)?,
+            auto_leader_rebalance_enable: values.bool(AUTO_LEADER_REBALANCE_ENABLE)?,
+            leader_imbalance_check_interval_seconds: values
+                .long(LEADER_IMBALANCE_CHECK_INTERVAL_SECONDS)?,
+            leader_imbalance_per_broker_percentage: values
+                .int(LEADER_IMBALANCE_PER_BROKER_PERCENTAGE)?,
+            controlled_shutdown_enable: values.bool(CONTROLLED_SHUTDOWN_ENABLE)?,
             offsets_topic_num_partitions: values.int(OFFSETS_TOPIC_NUM_PARTITIONS)?,
             offsets_topic_replication_factor: values.short(OFFSETS_TOPIC_REPLICATION_FACTOR)?,
             group_initial_rebalance_delay_ms: values.int(GROUP_INITIAL_REBALANCE_DELAY_MS)?,

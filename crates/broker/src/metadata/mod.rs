@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 
 pub use rivulet_controller::image::{BrokerImage, MetadataImage, PartitionImage, TopicImage};
+pub use rivulet_controller::decisions::AlterPartition;
 pub use rivulet_controller::{
     ids, placement, topic_name, Assignment, MetadataError, NewPartitions, NewTopic,
     TopicConfigChange, TopicRef,
@@ -60,4 +61,12 @@ pub trait MetadataStore: Send + Sync {
     /// Reserves the next block of producer ids for this broker.
     async fn allocate_producer_ids(&self, broker_id: i32)
         -> Result<ProducerIdBlock, MetadataError>;
+    /// This broker's epoch from its registration (-1 before it registered).
+    fn broker_epoch(&self) -> i64;
+    /// Asks the controller to change a partition's ISR (the partition leader). Answers with the
+    /// committed state once this broker's image includes it.
+    async fn alter_partition(
+        &self,
+        request: AlterPartition,
+    ) -> Result<PartitionImage, MetadataError>;
 }

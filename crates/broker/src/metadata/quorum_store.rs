@@ -16,7 +16,7 @@ use rivulet_controller::ControllerClient;
 use tokio::sync::watch;
 
 use super::{
-    MetadataError, MetadataImage, MetadataStore, NewPartitions, NewTopic, ProducerIdBlock,
+    AlterPartition, MetadataError, PartitionImage, MetadataImage, MetadataStore, NewPartitions, NewTopic, ProducerIdBlock,
     TopicConfigChange, TopicImage, TopicRef,
 };
 
@@ -52,11 +52,6 @@ impl QuorumMetadataStore {
     pub fn publish(&self, image: Arc<MetadataImage>) {
         self.current.store(Arc::clone(&image));
         self.changes.send_replace(image);
-    }
-
-    /// This broker's epoch from its registration (-1 before it registered).
-    pub fn broker_epoch(&self) -> i64 {
-        self.broker_epoch.load(Ordering::Acquire)
     }
 
     /// Records the broker epoch (the lifecycle task).
@@ -151,5 +146,20 @@ impl MetadataStore for QuorumMetadataStore {
             .allocate_producer_ids(broker_id, self.broker_epoch())
             .await?;
         Ok(ProducerIdBlock { first, size })
+    }
+
+    fn broker_epoch(&self) -> i64 {
+        self.broker_epoch.load(Ordering::Acquire)
+    }
+
+    async fn alter_partition(
+        &self,
+        request: AlterPartition,
+    ) -> Result<PartitionImage, MetadataError> {
+        let (state, offset) = self.client.alter_partition(&request).await?;
+        if offset >= 0 {
+            self.wait_for_offset(offset).await;
+        }
+        Ok(state)
     }
 }
