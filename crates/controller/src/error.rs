@@ -114,6 +114,18 @@ pub enum MetadataError {
     /// `INVALID_REQUEST`.
     #[error("{0}")]
     InvalidRequest(String),
+    /// `ELECTION_NOT_NEEDED`: the partition already has the leader the election would give it.
+    #[error("{0}")]
+    ElectionNotNeeded(String),
+    /// `PREFERRED_LEADER_NOT_AVAILABLE`: the preferred replica is not live or not in the ISR.
+    #[error("{0}")]
+    PreferredLeaderNotAvailable(String),
+    /// `ELIGIBLE_LEADERS_NOT_AVAILABLE`: no replica of the partition can lead.
+    #[error("{0}")]
+    EligibleLeadersNotAvailable(String),
+    /// `NO_REASSIGNMENT_IN_PROGRESS`: a cancellation for a partition not being reassigned.
+    #[error("{0}")]
+    NoReassignmentInProgress(String),
     /// `REQUEST_TIMED_OUT`: no controller answered in time.
     #[error("{0}")]
     Timeout(String),
@@ -157,6 +169,14 @@ impl MetadataError {
             MetadataError::IneligibleReplica(_) => ResponseError::IneligibleReplica,
             MetadataError::NotLeaderOrFollower(_) => ResponseError::NotLeaderOrFollower,
             MetadataError::InvalidRequest(_) => ResponseError::InvalidRequest,
+            MetadataError::ElectionNotNeeded(_) => ResponseError::ElectionNotNeeded,
+            MetadataError::PreferredLeaderNotAvailable(_) => {
+                ResponseError::PreferredLeaderNotAvailable
+            }
+            MetadataError::EligibleLeadersNotAvailable(_) => {
+                ResponseError::EligibleLeadersNotAvailable
+            }
+            MetadataError::NoReassignmentInProgress(_) => ResponseError::NoReassignmentInProgress,
             MetadataError::Timeout(_) => ResponseError::RequestTimedOut,
             MetadataError::Other { code, .. } => return ResponseError::try_from_code(*code),
         })
@@ -191,6 +211,16 @@ impl MetadataError {
             Some(ResponseError::IneligibleReplica) => MetadataError::IneligibleReplica(message),
             Some(ResponseError::InvalidRequest) => MetadataError::InvalidRequest(message),
             Some(ResponseError::RequestTimedOut) => MetadataError::Timeout(message),
+            Some(ResponseError::ElectionNotNeeded) => MetadataError::ElectionNotNeeded(message),
+            Some(ResponseError::PreferredLeaderNotAvailable) => {
+                MetadataError::PreferredLeaderNotAvailable(message)
+            }
+            Some(ResponseError::EligibleLeadersNotAvailable) => {
+                MetadataError::EligibleLeadersNotAvailable(message)
+            }
+            Some(ResponseError::NoReassignmentInProgress) => {
+                MetadataError::NoReassignmentInProgress(message)
+            }
             _ => MetadataError::Other { code, message },
         }
     }
@@ -219,6 +249,11 @@ mod tests {
                 got: 1,
                 current: 2,
             },
+            MetadataError::ElectionNotNeeded("x".into()),
+            MetadataError::PreferredLeaderNotAvailable("x".into()),
+            MetadataError::EligibleLeadersNotAvailable("x".into()),
+            MetadataError::NoReassignmentInProgress("x".into()),
+            MetadataError::UnknownPartition("t".into(), 3),
         ];
         for e in errors {
             let back = MetadataError::from_code(e.code(), e.to_string(), 3);

@@ -30,10 +30,26 @@ pub struct BrokerImage {
     pub rack: Option<String>,
     /// Fenced brokers lead nothing and are left out of client metadata.
     pub fenced: bool,
+    /// The broker is in controlled shutdown: still serving, but nothing is elected onto it and
+    /// no ISR takes it back (Kafka's `inControlledShutdown`).
+    #[serde(default)]
+    pub in_controlled_shutdown: bool,
+}
+
+impl BrokerImage {
+    /// Whether the broker may be elected leader or join an ISR: unfenced and not shutting down
+    /// (Kafka's "active" broker).
+    pub fn is_active(&self) -> bool {
+        !self.fenced && !self.in_controlled_shutdown
+    }
 }
 
 /// One partition's placement and leadership.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// During a reassignment (KIP-455) `replicas` holds the target replicas followed by the ones
+/// being removed; `adding_replicas` are in `replicas` and follow the leader like any other
+/// replica until they join the ISR, which completes the reassignment.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionImage {
     /// Partition index.
     pub index: i32,
@@ -47,6 +63,12 @@ pub struct PartitionImage {
     pub replicas: Vec<i32>,
     /// In-sync replicas.
     pub isr: Vec<i32>,
+    /// Replicas a reassignment is adding: in `replicas`, not yet all in the ISR.
+    #[serde(default)]
+    pub adding_replicas: Vec<i32>,
+    /// Replicas a reassignment will remove once every adding replica is in the ISR.
+    #[serde(default)]
+    pub removing_replicas: Vec<i32>,
 }
 
 /// A topic: id, partitions and config overrides.
@@ -135,6 +157,7 @@ impl MetadataImage {
                         endpoints: r.endpoints.clone(),
                         rack: r.rack.clone(),
                         fenced: true,
+                        in_controlled_shutdown: false,
                     },
                 );
             }
@@ -149,6 +172,16 @@ impl MetadataImage {
                 if let Some(b) = self.brokers.get_mut(broker_id) {
                     if b.epoch == *broker_epoch {
                         b.fenced = matches!(record, MetadataRecord::FenceBroker { .. });
+                    }
+                }
+            }
+            MetadataRecord::BrokerControlledShutdown {
+                broker_id,
+                broker_epoch,
+            } => {
+                if let Some(b) = self.brokers.get_mut(broker_id) {
+                    if b.epoch == *broker_epoch {
+                        b.in_controlled_shutdown = true;
                     }
                 }
             }
@@ -195,6 +228,8 @@ impl MetadataImage {
             partition_epoch: p.partition_epoch,
             replicas: p.replicas.clone(),
             isr: p.isr.clone(),
+            adding_replicas: p.adding_replicas.clone(),
+            removing_replicas: p.removing_replicas.clone(),
         };
         let index = p.partition as usize;
         if index < topic.partitions.len() {
@@ -238,6 +273,12 @@ impl MetadataImage {
     pub fn live_brokers(&self) -> impl Iterator<Item = &BrokerImage> {
         self.brokers.values().filter(|b| !b.fenced)
     }
+
+    /// Brokers that may take new replicas and leaderships: unfenced and not in controlled
+    /// shutdown ([`BrokerImage::is_active`]), in id order.
+    pub fn active_brokers(&self) -> impl Iterator<Item = &BrokerImage> {
+        self.brokers.values().filter(|b| b.is_active())
+    }
 }
 
 impl PartitionImage {
@@ -251,6 +292,31 @@ impl PartitionImage {
             partition_epoch: self.partition_epoch,
             replicas: self.replicas.clone(),
             isr: self.isr.clone(),
+            adding_replicas: self.adding_replicas.clone(),
+            removing_replicas: self.removing_replicas.clone(),
         }
+    }
+
+    /// Whether a reassignment of this partition is in progress.
+    pub fn is_reassigning(&self) -> bool {
+        !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty()
+    }
+
+    /// The replicas before the ongoing reassignment (all of them when none is in progress).
+    pub fn original_replicas(&self) -> Vec<i32> {
+        self.replicas
+            .iter()
+            .copied()
+            .filter(|r| !self.adding_replicas.contains(r))
+            .collect()
+    }
+
+    /// The replicas the ongoing reassignment leads to (all of them when none is in progress).
+    pub fn target_replicas(&self) -> Vec<i32> {
+        self.replicas
+            .iter()
+            .copied()
+            .filter(|r| !self.removing_replicas.contains(r))
+            .collect()
     }
 }

@@ -14,7 +14,8 @@
 //!
 //! * [`records`]: the versioned metadata records and deltas.
 //! * [`image`]: the immutable metadata image and how records apply to it.
-//! * [`decisions`]: what the active controller decides (placement, elections, epoch checks).
+//! * [`decisions`]: what the active controller decides (placement, elections, controlled
+//!   shutdown, reassignments, epoch checks).
 //! * [`quorum_controller`]: the task that serializes requests and proposes records.
 //! * [`raft`]: openraft's storage (sled), state machine and network.
 //! * [`grpc`]: the services and the client brokers use.
@@ -37,9 +38,12 @@ pub mod raft;
 pub mod records;
 pub mod topic_name;
 
-pub use decisions::{Assignment, NewPartitions, NewTopic, Settings, TopicConfigChange, TopicRef};
+pub use decisions::{
+    Assignment, ElectionType, NewPartitions, NewTopic, PartitionResult, Reassignment, Settings,
+    TopicConfigChange, TopicRef,
+};
 pub use error::MetadataError;
 pub use grpc::client::{ControllerClient, MetadataUpdate, Registration, Voter};
 pub use image::{BrokerImage, MetadataImage, PartitionImage, TopicImage};
 pub use node::{ControllerConfig, ControllerError, ControllerNode};
-pub use quorum_controller::{Controller, HeartbeatReply};
+pub use quorum_controller::{Controller, HeartbeatReply, PartitionResults};

@@ -19,6 +19,16 @@
 //! `broker.session.timeout.ms` of its death, not of the election. A broker the new leader never
 //! heard from gets a session as of one election timeout before the new term. A tick fences the
 //! brokers whose session expired, which moves their partitions' leadership.
+//!
+//! Controlled shutdown: a heartbeat with `want_shut_down` marks the broker as shutting down and
+//! moves its leaderships and ISR memberships away ([`decisions::controlled_shutdown`]). Once it
+//! leads nothing another replica could lead, and every other live broker has reported (in its
+//! heartbeats) a metadata offset that includes the move, the controller fences it and answers
+//! `should_shut_down`: clients then find the new leaders on every broker as soon as it stops.
+//!
+//! With `auto.leader.rebalance.enable`, the active controller checks every
+//! `leader.imbalance.check.interval.seconds` for brokers that do not lead too many of the
+//! partitions they are the preferred replica of, and proposes preferred elections for those.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -30,8 +40,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::decisions::{
-    self, AlterPartition, BrokerRegistration, NewPartitions, NewTopic, Settings, TopicConfigChange,
-    TopicRef,
+    self, AlterPartition, BrokerRegistration, ElectionType, NewPartitions, NewTopic,
+    PartitionResult, Reassignment, Settings, TopicConfigChange, TopicRef,
 };
 use crate::error::MetadataError;
 use crate::image::{MetadataImage, PartitionImage, TopicImage};
@@ -43,6 +53,10 @@ use crate::records::MetadataRecord;
 /// nothing was written).
 pub type TopicResults = (Vec<Result<TopicImage, MetadataError>>, i64);
 
+/// Per-partition outcomes of an admin request, and the metadata offset that committed them (-1
+/// when nothing was written).
+pub type PartitionResults = (Vec<PartitionResult>, i64);
+
 /// A heartbeat's answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HeartbeatReply {
@@ -52,6 +66,20 @@ pub struct HeartbeatReply {
     pub is_fenced: bool,
     /// The controller epoch (Raft term).
     pub controller_epoch: i32,
+    /// The broker asked to shut down and may now stop: its leaderships have moved and it is
+    /// fenced.
+    pub should_shut_down: bool,
+}
+
+/// A broker's heartbeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Heartbeat {
+    broker_id: i32,
+    broker_epoch: i64,
+    /// The last metadata offset the broker applied.
+    metadata_offset: i64,
+    /// The broker is stopping (controlled shutdown).
+    want_shut_down: bool,
 }
 
 /// Timing of the controller's duties.
@@ -70,12 +98,7 @@ type Reply<T> = oneshot::Sender<Result<T, MetadataError>>;
 
 enum Command {
     Register(BrokerRegistration, Reply<i64>),
-    Heartbeat {
-        broker_id: i32,
-        broker_epoch: i64,
-        metadata_offset: i64,
-        reply: Reply<HeartbeatReply>,
-    },
+    Heartbeat(Heartbeat, Reply<HeartbeatReply>),
     AlterPartition(AlterPartition, Reply<(PartitionImage, i64)>),
     AllocateProducerIds {
         broker_id: i32,
@@ -86,6 +109,12 @@ enum Command {
     DeleteTopics(Vec<TopicRef>, Reply<TopicResults>),
     CreatePartitions(Vec<NewPartitions>, bool, Reply<TopicResults>),
     AlterTopicConfigs(Vec<TopicConfigChange>, bool, Reply<TopicResults>),
+    ElectLeaders(
+        ElectionType,
+        Option<Vec<(String, i32)>>,
+        Reply<PartitionResults>,
+    ),
+    AlterReassignments(Vec<Reassignment>, Reply<PartitionResults>),
 }
 
 /// A handle to the controller task. Cheap to clone.
@@ -116,6 +145,8 @@ impl Controller {
             settings,
             timings,
             sessions: HashMap::new(),
+            metadata_offsets: HashMap::new(),
+            shutdown_offsets: HashMap::new(),
             leading_term: None,
             sessions_since: Instant::now(),
         };
@@ -170,13 +201,30 @@ impl Controller {
         broker_epoch: i64,
         metadata_offset: i64,
     ) -> Result<HeartbeatReply, MetadataError> {
-        self.ask(|reply| Command::Heartbeat {
+        let beat = Heartbeat {
             broker_id,
             broker_epoch,
             metadata_offset,
-            reply,
-        })
-        .await
+            want_shut_down: false,
+        };
+        self.ask(|reply| Command::Heartbeat(beat, reply)).await
+    }
+
+    /// Records a heartbeat of a broker that wants to shut down (controlled shutdown): moves its
+    /// leaderships away; `should_shut_down` in the reply says when it may stop.
+    pub async fn heartbeat_shutdown(
+        &self,
+        broker_id: i32,
+        broker_epoch: i64,
+        metadata_offset: i64,
+    ) -> Result<HeartbeatReply, MetadataError> {
+        let beat = Heartbeat {
+            broker_id,
+            broker_epoch,
+            metadata_offset,
+            want_shut_down: true,
+        };
+        self.ask(|reply| Command::Heartbeat(beat, reply)).await
     }
 
     /// Changes a partition's ISR for its leader.
@@ -238,6 +286,25 @@ impl Controller {
         self.ask(|tx| Command::AlterTopicConfigs(changes, validate_only, tx))
             .await
     }
+
+    /// Elects leaders (ElectLeaders) for `partitions`, or for every partition when `None`.
+    pub async fn elect_leaders(
+        &self,
+        election: ElectionType,
+        partitions: Option<Vec<(String, i32)>>,
+    ) -> Result<PartitionResults, MetadataError> {
+        self.ask(|tx| Command::ElectLeaders(election, partitions, tx))
+            .await
+    }
+
+    /// Starts or cancels partition reassignments (AlterPartitionReassignments).
+    pub async fn alter_partition_reassignments(
+        &self,
+        reassignments: Vec<Reassignment>,
+    ) -> Result<PartitionResults, MetadataError> {
+        self.ask(|tx| Command::AlterReassignments(reassignments, tx))
+            .await
+    }
 }
 
 struct ControllerTask {
@@ -248,6 +315,10 @@ struct ControllerTask {
     timings: ControllerTimings,
     /// Last heartbeat per broker, as seen by this voter.
     sessions: HashMap<i32, Instant>,
+    /// The metadata offset each broker last reported applying, as seen by this voter.
+    metadata_offsets: HashMap<i32, i64>,
+    /// Brokers in controlled shutdown: the offset after which their leaderships had moved.
+    shutdown_offsets: HashMap<i32, i64>,
     /// The term this node leads in, once its own entry is applied.
     leading_term: Option<u64>,
     /// When the sessions of brokers not heard from in this term are taken to have started.
@@ -261,6 +332,10 @@ impl ControllerTask {
     async fn run(mut self, mut rx: mpsc::Receiver<Command>, shutdown: CancellationToken) {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let every = self.settings.leader_imbalance_check_interval.max(TICK);
+        let mut rebalance = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        rebalance.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let rebalancing = self.settings.auto_leader_rebalance_enable;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -269,6 +344,7 @@ impl ControllerTask {
                     None => return,
                 },
                 _ = tick.tick() => self.check_sessions().await,
+                _ = rebalance.tick(), if rebalancing => self.rebalance_leaders().await,
             }
         }
     }
@@ -278,16 +354,8 @@ impl ControllerTask {
             Command::Register(r, reply) => {
                 let _ = reply.send(self.register(r).await);
             }
-            Command::Heartbeat {
-                broker_id,
-                broker_epoch,
-                metadata_offset,
-                reply,
-            } => {
-                let _ = reply.send(
-                    self.heartbeat(broker_id, broker_epoch, metadata_offset)
-                        .await,
-                );
+            Command::Heartbeat(beat, reply) => {
+                let _ = reply.send(self.heartbeat(beat).await);
             }
             Command::AlterPartition(r, reply) => {
                 let result = async {
@@ -387,6 +455,54 @@ impl ControllerTask {
                 .await;
                 let _ = reply.send(result);
             }
+            Command::ElectLeaders(election, partitions, reply) => {
+                let result = async {
+                    let image = self.ready().await?;
+                    let (results, records) =
+                        decisions::elect_leaders(&image, election, partitions.as_deref());
+                    Ok(self.commit_partition_results(results, records).await)
+                }
+                .await;
+                let _ = reply.send(result);
+            }
+            Command::AlterReassignments(reassignments, reply) => {
+                let result = async {
+                    let image = self.ready().await?;
+                    let (results, records) = decisions::alter_partition_reassignments(
+                        &image,
+                        &reassignments,
+                        &self.settings,
+                    );
+                    Ok(self.commit_partition_results(results, records).await)
+                }
+                .await;
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    /// Proposes `records` (the changes behind the successful `results`) as one entry; if that
+    /// fails, every successful result fails with the same error.
+    async fn commit_partition_results(
+        &mut self,
+        results: Vec<PartitionResult>,
+        records: Vec<MetadataRecord>,
+    ) -> PartitionResults {
+        if records.is_empty() {
+            return (results, -1);
+        }
+        match self.propose(records).await {
+            Ok(offset) => (results, offset),
+            Err(e) => (
+                results
+                    .into_iter()
+                    .map(|r| PartitionResult {
+                        result: r.result.and(Err(e.clone())),
+                        ..r
+                    })
+                    .collect(),
+                -1,
+            ),
         }
     }
 
@@ -430,38 +546,115 @@ impl ControllerTask {
         Ok(epoch)
     }
 
-    async fn heartbeat(
-        &mut self,
-        broker_id: i32,
-        broker_epoch: i64,
-        metadata_offset: i64,
-    ) -> Result<HeartbeatReply, MetadataError> {
+    async fn heartbeat(&mut self, beat: Heartbeat) -> Result<HeartbeatReply, MetadataError> {
+        let broker_id = beat.broker_id;
         // Every voter notes the heartbeat, leader or not (brokers send it to all voters), so a
         // new controller starts with the sessions as they are.
         let seen = self.feed.image();
         if seen
             .brokers
             .get(&broker_id)
-            .is_some_and(|b| b.epoch <= broker_epoch)
+            .is_some_and(|b| b.epoch <= beat.broker_epoch)
         {
             self.sessions.insert(broker_id, Instant::now());
+            self.metadata_offsets
+                .insert(broker_id, beat.metadata_offset);
         }
         let image = self.ready().await?;
-        decisions::check_broker_epoch(&image, broker_id, broker_epoch)?;
+        decisions::check_broker_epoch(&image, broker_id, beat.broker_epoch)?;
         self.sessions.insert(broker_id, Instant::now());
-        let is_caught_up = metadata_offset >= broker_epoch;
+        self.metadata_offsets
+            .insert(broker_id, beat.metadata_offset);
+        let is_caught_up = beat.metadata_offset >= beat.broker_epoch;
+        if beat.want_shut_down {
+            return self
+                .controlled_shutdown(image, broker_id, is_caught_up)
+                .await;
+        }
         let mut is_fenced = image.brokers.get(&broker_id).is_none_or(|b| b.fenced);
         if is_fenced && is_caught_up {
+            // Empty for a registration in controlled shutdown: it stays fenced.
             let records = decisions::unfence_broker(&image, broker_id, &self.settings);
-            self.propose(records).await?;
-            tracing::info!(broker = broker_id, "broker unfenced");
-            is_fenced = false;
+            if !records.is_empty() {
+                self.propose(records).await?;
+                tracing::info!(broker = broker_id, "broker unfenced");
+                is_fenced = false;
+            }
         }
         Ok(HeartbeatReply {
             is_caught_up,
             is_fenced,
             controller_epoch: image.controller_epoch,
+            should_shut_down: false,
         })
+    }
+
+    /// A heartbeat asking to shut down (module doc): moves the broker's leaderships away, and
+    /// once that is done and seen by the other live brokers, fences it and lets it stop.
+    async fn controlled_shutdown(
+        &mut self,
+        image: Arc<MetadataImage>,
+        broker_id: i32,
+        is_caught_up: bool,
+    ) -> Result<HeartbeatReply, MetadataError> {
+        let reply = |should_shut_down: bool| HeartbeatReply {
+            is_caught_up,
+            is_fenced: should_shut_down,
+            controller_epoch: image.controller_epoch,
+            should_shut_down,
+        };
+        if image.brokers.get(&broker_id).is_none_or(|b| b.fenced) {
+            // A fenced broker leads nothing: it may stop at once.
+            return Ok(reply(true));
+        }
+        let records = decisions::controlled_shutdown(&image, broker_id, &self.settings);
+        if !records.is_empty() {
+            let moved = records.len();
+            let offset = self.propose(records).await?;
+            self.shutdown_offsets.insert(broker_id, offset);
+            tracing::info!(
+                broker = broker_id,
+                records = moved,
+                "controlled shutdown: moving the broker's leaderships"
+            );
+        }
+        let now = self.feed.image();
+        let moved_at = *self.shutdown_offsets.entry(broker_id).or_insert(now.offset);
+        let seen_by_all = now.live_brokers().filter(|b| b.id != broker_id).all(|b| {
+            self.metadata_offsets
+                .get(&b.id)
+                .is_some_and(|o| *o >= moved_at)
+        });
+        if !decisions::may_shut_down(&now, broker_id) || !seen_by_all {
+            return Ok(reply(false));
+        }
+        let records = decisions::fence_broker(&now, broker_id, &self.settings);
+        self.propose(records).await?;
+        self.shutdown_offsets.remove(&broker_id);
+        tracing::info!(
+            broker = broker_id,
+            "controlled shutdown complete: broker fenced"
+        );
+        Ok(reply(true))
+    }
+
+    /// Proposes the preferred elections of the automatic leader rebalance (leader only).
+    async fn rebalance_leaders(&mut self) {
+        let Ok(image) = self.leading_image() else {
+            return;
+        };
+        let records = decisions::rebalance_leaders(&image, &self.settings);
+        if records.is_empty() {
+            return;
+        }
+        let moved = records.len();
+        match self.propose(records).await {
+            Ok(_) => tracing::info!(
+                partitions = moved,
+                "leader rebalance: preferred replicas lead again"
+            ),
+            Err(e) => tracing::warn!(error = %e, "leader rebalance failed"),
+        }
     }
 
     /// Fences the brokers whose session expired (leader only).

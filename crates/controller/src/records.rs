@@ -37,6 +37,14 @@ pub enum MetadataRecord {
         /// The registration this applies to.
         broker_epoch: i64,
     },
+    /// The broker asked to shut down (controlled shutdown): from now on nothing is elected onto
+    /// it, no ISR takes it back, and this registration is never unfenced again.
+    BrokerControlledShutdown {
+        /// Broker id.
+        broker_id: i32,
+        /// The registration this applies to.
+        broker_epoch: i64,
+    },
     /// A new topic (its partitions follow as [`MetadataRecord::PartitionChange`] records).
     Topic(TopicRecord),
     /// The whole state of one partition: created, or changed (leader, ISR, replicas).
@@ -110,6 +118,12 @@ pub struct PartitionRecord {
     pub replicas: Vec<i32>,
     /// In-sync replicas.
     pub isr: Vec<i32>,
+    /// Replicas a reassignment is adding (KIP-455): in `replicas`, not yet all in the ISR.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adding_replicas: Vec<i32>,
+    /// Replicas a reassignment will remove once the adding ones have joined the ISR.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removing_replicas: Vec<i32>,
 }
 
 /// One committed entry of the metadata log as brokers follow it: its offset (the Raft log
@@ -142,6 +156,20 @@ mod tests {
             r,
             MetadataRecord::RegisterBroker(RegisterBrokerRecord { rack: None, .. })
         ));
+    }
+
+    #[test]
+    fn a_partition_record_from_before_reassignments_decodes_without_any() {
+        let old = r#"{"type":"PartitionChange","topic_id":"00000000-0000-0000-0000-000000000001",
+            "partition":0,"leader":1,"leader_epoch":0,"partition_epoch":0,
+            "replicas":[1,2],"isr":[1,2]}"#;
+        let MetadataRecord::PartitionChange(p) = serde_json::from_str(old).unwrap() else {
+            panic!("not a partition record");
+        };
+        assert!(p.adding_replicas.is_empty() && p.removing_replicas.is_empty());
+        // And a record without a reassignment is written as before.
+        let json = serde_json::to_string(&MetadataRecord::PartitionChange(p)).unwrap();
+        assert!(!json.contains("adding_replicas"), "{json}");
     }
 
     #[test]

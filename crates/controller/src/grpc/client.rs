@@ -16,10 +16,13 @@ use uuid::Uuid;
 use super::convert;
 use super::proto::controller_service_client::ControllerServiceClient;
 use super::proto::{self, metadata_batch};
-use crate::decisions::{AlterPartition, NewPartitions, NewTopic, TopicConfigChange, TopicRef};
+use crate::decisions::{
+    AlterPartition, ElectionType, NewPartitions, NewTopic, Reassignment, TopicConfigChange,
+    TopicRef,
+};
 use crate::error::MetadataError;
 use crate::image::{MetadataImage, PartitionImage};
-use crate::quorum_controller::{HeartbeatReply, TopicResults};
+use crate::quorum_controller::{HeartbeatReply, PartitionResults, TopicResults};
 use crate::records::MetadataDelta;
 
 /// How long a heartbeat copy to a voter that does not lead may take.
@@ -244,11 +247,35 @@ impl ControllerClient {
         broker_epoch: i64,
         metadata_offset: i64,
     ) -> Result<HeartbeatReply, MetadataError> {
+        self.beat(broker_id, broker_epoch, metadata_offset, false)
+            .await
+    }
+
+    /// Sends one heartbeat asking to shut down (controlled shutdown): the controller moves
+    /// this broker's leaderships away and answers `should_shut_down` once it may stop.
+    pub async fn heartbeat_shutdown(
+        &self,
+        broker_id: i32,
+        broker_epoch: i64,
+        metadata_offset: i64,
+    ) -> Result<HeartbeatReply, MetadataError> {
+        self.beat(broker_id, broker_epoch, metadata_offset, true)
+            .await
+    }
+
+    async fn beat(
+        &self,
+        broker_id: i32,
+        broker_epoch: i64,
+        metadata_offset: i64,
+        want_shut_down: bool,
+    ) -> Result<HeartbeatReply, MetadataError> {
         let request = proto::BrokerHeartbeatRequest {
             cluster_id: self.cluster_id.clone(),
             broker_id,
             broker_epoch,
             metadata_offset,
+            want_shut_down,
         };
         // The other voters note the heartbeat too, so whichever of them is elected next knows
         // the broker's session; their NOT_CONTROLLER answers are expected and ignored.
@@ -273,6 +300,7 @@ impl ControllerClient {
             is_caught_up: r.is_caught_up,
             is_fenced: r.is_fenced,
             controller_epoch: r.controller_epoch,
+            should_shut_down: r.should_shut_down,
         })
     }
 
@@ -390,6 +418,48 @@ impl ControllerClient {
             )
             .await?;
         Ok((convert::topic_results_from_wire(r.results), r.offset))
+    }
+
+    /// Elects leaders (ElectLeaders) for `partitions`, or for every partition when `None`;
+    /// returns the per-partition outcomes and the offset that committed them.
+    pub async fn elect_leaders(
+        &self,
+        election: ElectionType,
+        partitions: Option<&[(String, i32)]>,
+    ) -> Result<PartitionResults, MetadataError> {
+        let request = proto::ElectLeadersRequest {
+            cluster_id: self.cluster_id.clone(),
+            election_type: i32::from(election.code()),
+            all_partitions: partitions.is_none(),
+            partitions: partitions
+                .map(convert::partitions_to_wire)
+                .unwrap_or_default(),
+        };
+        let r = self
+            .unary(request, |mut c, r| async move { c.elect_leaders(r).await })
+            .await?;
+        Ok((convert::partition_results_from_wire(r.results), r.offset))
+    }
+
+    /// Starts or cancels partition reassignments; returns one outcome per entry and the offset
+    /// that committed them.
+    pub async fn alter_partition_reassignments(
+        &self,
+        reassignments: &[Reassignment],
+    ) -> Result<PartitionResults, MetadataError> {
+        let request = proto::AlterPartitionReassignmentsRequest {
+            cluster_id: self.cluster_id.clone(),
+            partitions: reassignments
+                .iter()
+                .map(convert::reassignment_to_wire)
+                .collect(),
+        };
+        let r = self
+            .unary(request, |mut c, r| async move {
+                c.alter_partition_reassignments(r).await
+            })
+            .await?;
+        Ok((convert::partition_results_from_wire(r.results), r.offset))
     }
 
     /// Opens the metadata stream after `after_offset` on voter `preferred` if it is one (the

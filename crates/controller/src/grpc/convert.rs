@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use uuid::Uuid;
 
 use super::proto;
-use crate::decisions::{Assignment, NewPartitions, NewTopic, TopicConfigChange, TopicRef};
+use crate::decisions::{
+    Assignment, NewPartitions, NewTopic, PartitionResult, Reassignment, TopicConfigChange, TopicRef,
+};
 use crate::error::MetadataError;
 use crate::image::{PartitionImage, TopicImage};
 
@@ -58,6 +60,8 @@ replies!(
     proto::DeleteTopicsResponse,
     proto::CreatePartitionsResponse,
     proto::AlterTopicConfigsResponse,
+    proto::ElectLeadersResponse,
+    proto::AlterPartitionReassignmentsResponse,
 );
 
 /// Parses a topic id sent as text.
@@ -239,6 +243,8 @@ pub fn partition_to_wire(p: &PartitionImage) -> proto::PartitionState {
         partition_epoch: p.partition_epoch,
         replicas: p.replicas.clone(),
         isr: p.isr.clone(),
+        adding_replicas: p.adding_replicas.clone(),
+        removing_replicas: p.removing_replicas.clone(),
     }
 }
 
@@ -251,5 +257,70 @@ pub fn partition_from_wire(p: proto::PartitionState) -> PartitionImage {
         partition_epoch: p.partition_epoch,
         replicas: p.replicas,
         isr: p.isr,
+        adding_replicas: p.adding_replicas,
+        removing_replicas: p.removing_replicas,
+    }
+}
+
+/// Wire form of partitions named in a request.
+pub fn partitions_to_wire(partitions: &[(String, i32)]) -> Vec<proto::TopicPartition> {
+    partitions
+        .iter()
+        .map(|(topic, partition)| proto::TopicPartition {
+            topic: topic.clone(),
+            partition: *partition,
+        })
+        .collect()
+}
+
+/// Domain form of partitions named in a request.
+pub fn partitions_from_wire(partitions: Vec<proto::TopicPartition>) -> Vec<(String, i32)> {
+    partitions
+        .into_iter()
+        .map(|p| (p.topic, p.partition))
+        .collect()
+}
+
+/// Wire form of per-partition outcomes.
+pub fn partition_results_to_wire(results: &[PartitionResult]) -> Vec<proto::PartitionResult> {
+    results
+        .iter()
+        .map(|r| proto::PartitionResult {
+            topic: r.topic.clone(),
+            partition: r.partition,
+            error: r.result.as_ref().err().map(error_info),
+        })
+        .collect()
+}
+
+/// Domain form of per-partition outcomes.
+pub fn partition_results_from_wire(results: Vec<proto::PartitionResult>) -> Vec<PartitionResult> {
+    results
+        .into_iter()
+        .map(|r| PartitionResult {
+            result: check(r.error.as_ref()),
+            topic: r.topic,
+            partition: r.partition,
+        })
+        .collect()
+}
+
+/// Wire form of a reassignment request entry.
+pub fn reassignment_to_wire(r: &Reassignment) -> proto::PartitionReassignment {
+    proto::PartitionReassignment {
+        topic: r.topic.clone(),
+        partition: r.partition,
+        target: r.target.as_ref().map(|t| proto::ReplicaList {
+            broker_ids: t.clone(),
+        }),
+    }
+}
+
+/// Domain form of a reassignment request entry.
+pub fn reassignment_from_wire(r: proto::PartitionReassignment) -> Reassignment {
+    Reassignment {
+        topic: r.topic,
+        partition: r.partition,
+        target: r.target.map(|t| t.broker_ids),
     }
 }

@@ -18,9 +18,9 @@ use super::convert;
 use super::proto::controller_service_server::ControllerService;
 use super::proto::raft_service_server::RaftService;
 use super::proto::{self, metadata_batch, RaftMessage};
-use crate::decisions::{AlterPartition, BrokerRegistration};
+use crate::decisions::{AlterPartition, BrokerRegistration, ElectionType};
 use crate::error::MetadataError;
-use crate::quorum_controller::{Controller, TopicResults};
+use crate::quorum_controller::{Controller, PartitionResults, TopicResults};
 use crate::raft::state_machine::{FeedRead, MetadataFeed};
 use crate::raft::Raft;
 
@@ -126,6 +126,15 @@ fn topic_results(
     }
 }
 
+fn partition_results(
+    r: Result<PartitionResults, MetadataError>,
+) -> (Option<proto::ErrorInfo>, Vec<proto::PartitionResult>, i64) {
+    match r {
+        Ok((results, offset)) => (None, convert::partition_results_to_wire(&results), offset),
+        Err(e) => (Some(convert::error_info(&e)), Vec::new(), -1),
+    }
+}
+
 /// Metadata batches are sent at most this many deltas at a time.
 const DELTAS_PER_BATCH: usize = 256;
 
@@ -174,9 +183,15 @@ impl ControllerService for ControllerServer {
         let r = request.into_inner();
         let result = async {
             self.check(&r.cluster_id)?;
-            self.controller
-                .heartbeat(r.broker_id, r.broker_epoch, r.metadata_offset)
-                .await
+            if r.want_shut_down {
+                self.controller
+                    .heartbeat_shutdown(r.broker_id, r.broker_epoch, r.metadata_offset)
+                    .await
+            } else {
+                self.controller
+                    .heartbeat(r.broker_id, r.broker_epoch, r.metadata_offset)
+                    .await
+            }
         }
         .await;
         Ok(Response::new(match result {
@@ -185,6 +200,7 @@ impl ControllerService for ControllerServer {
                 is_caught_up: h.is_caught_up,
                 is_fenced: h.is_fenced,
                 controller_epoch: h.controller_epoch,
+                should_shut_down: h.should_shut_down,
             },
             Err(e) => proto::BrokerHeartbeatResponse {
                 error: Some(convert::error_info(&e)),
@@ -343,6 +359,60 @@ impl ControllerService for ControllerServer {
         };
         let (error, results, offset) = topic_results(result);
         Ok(Response::new(proto::AlterTopicConfigsResponse {
+            error,
+            results,
+            offset,
+        }))
+    }
+
+    async fn elect_leaders(
+        &self,
+        request: Request<proto::ElectLeadersRequest>,
+    ) -> Result<Response<proto::ElectLeadersResponse>, Status> {
+        let r = request.into_inner();
+        let result = async {
+            self.check(&r.cluster_id)?;
+            let election = i8::try_from(r.election_type)
+                .ok()
+                .and_then(ElectionType::from_code)
+                .ok_or_else(|| {
+                    MetadataError::InvalidRequest(format!(
+                        "Unknown election type {}.",
+                        r.election_type
+                    ))
+                })?;
+            let partitions =
+                (!r.all_partitions).then(|| convert::partitions_from_wire(r.partitions));
+            self.controller.elect_leaders(election, partitions).await
+        }
+        .await;
+        let (error, results, offset) = partition_results(result);
+        Ok(Response::new(proto::ElectLeadersResponse {
+            error,
+            results,
+            offset,
+        }))
+    }
+
+    async fn alter_partition_reassignments(
+        &self,
+        request: Request<proto::AlterPartitionReassignmentsRequest>,
+    ) -> Result<Response<proto::AlterPartitionReassignmentsResponse>, Status> {
+        let r = request.into_inner();
+        let result = async {
+            self.check(&r.cluster_id)?;
+            let reassignments = r
+                .partitions
+                .into_iter()
+                .map(convert::reassignment_from_wire)
+                .collect();
+            self.controller
+                .alter_partition_reassignments(reassignments)
+                .await
+        }
+        .await;
+        let (error, results, offset) = partition_results(result);
+        Ok(Response::new(proto::AlterPartitionReassignmentsResponse {
             error,
             results,
             offset,
