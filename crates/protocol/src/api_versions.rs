@@ -47,7 +47,10 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     range(ApiKey::DescribeConfigs, 1, 4),
     range(ApiKey::AlterConfigs, 0, 2),
     range(ApiKey::CreatePartitions, 0, 3),
+    range(ApiKey::ElectLeaders, 0, 2),
     range(ApiKey::IncrementalAlterConfigs, 0, 1),
+    range(ApiKey::AlterPartitionReassignments, 0, 0),
+    range(ApiKey::ListPartitionReassignments, 0, 0),
     range(ApiKey::DescribeCluster, 0, 1),
 ];
 
@@ -156,6 +159,11 @@ mod tests {
         assert!(!is_supported(ApiKey::CreatePartitions, 4));
         assert!(is_supported(ApiKey::IncrementalAlterConfigs, 1));
         assert!(!is_supported(ApiKey::IncrementalAlterConfigs, 2));
+        assert!(is_supported(ApiKey::ElectLeaders, 0));
+        assert!(is_supported(ApiKey::ElectLeaders, 2));
+        assert!(is_supported(ApiKey::AlterPartitionReassignments, 0));
+        assert!(!is_supported(ApiKey::AlterPartitionReassignments, 1));
+        assert!(is_supported(ApiKey::ListPartitionReassignments, 0));
         assert!(!is_supported(ApiKey::ApiVersions, 5));
         assert!(!is_supported(ApiKey::ApiVersions, -1));
         assert!(!is_supported(ApiKey::OffsetCommit, 8));

@@ -475,6 +475,55 @@ mod tests {
                     .with_validate_only(true)
                     .with_unknown_tagged_field(TAG, tag()),
             ),
+            ApiKey::ElectLeaders => {
+                let mut r = ElectLeadersRequest::default()
+                    .with_topic_partitions(Some(vec![
+                        elect_leaders_request::TopicPartitions::default()
+                            .with_topic(topic("t"))
+                            .with_partitions(vec![0, 2])
+                            .with_unknown_tagged_field(TAG, tag()),
+                        elect_leaders_request::TopicPartitions::default().with_topic(topic("u")),
+                    ]))
+                    .with_timeout_ms(30_000)
+                    .with_unknown_tagged_field(TAG, tag());
+                if v >= 1 {
+                    r = r.with_election_type(1);
+                }
+                RequestKind::ElectLeaders(r)
+            }
+            ApiKey::AlterPartitionReassignments => {
+                use alter_partition_reassignments_request::{
+                    ReassignablePartition, ReassignableTopic,
+                };
+                RequestKind::AlterPartitionReassignments(
+                    AlterPartitionReassignmentsRequest::default()
+                        .with_timeout_ms(60_000)
+                        .with_topics(vec![ReassignableTopic::default()
+                            .with_name(topic("t"))
+                            .with_partitions(vec![
+                                ReassignablePartition::default()
+                                    .with_partition_index(0)
+                                    .with_replicas(Some(vec![BrokerId(3), BrokerId(1)]))
+                                    .with_unknown_tagged_field(TAG, tag()),
+                                ReassignablePartition::default()
+                                    .with_partition_index(1)
+                                    .with_replicas(None),
+                            ])
+                            .with_unknown_tagged_field(TAG, tag())])
+                        .with_unknown_tagged_field(TAG, tag()),
+                )
+            }
+            ApiKey::ListPartitionReassignments => RequestKind::ListPartitionReassignments(
+                ListPartitionReassignmentsRequest::default()
+                    .with_timeout_ms(60_000)
+                    .with_topics(Some(vec![
+                        list_partition_reassignments_request::ListPartitionReassignmentsTopics::default()
+                            .with_name(topic("t"))
+                            .with_partition_indexes(vec![0, 1])
+                            .with_unknown_tagged_field(TAG, tag()),
+                    ]))
+                    .with_unknown_tagged_field(TAG, tag()),
+            ),
             ApiKey::DescribeCluster => {
                 let mut r = DescribeClusterRequest::default()
                     .with_include_cluster_authorized_operations(true)
@@ -577,6 +626,13 @@ mod tests {
                 RequestKind::IncrementalAlterConfigs(Default::default())
             }
             RequestKind::DescribeCluster(_) => RequestKind::DescribeCluster(Default::default()),
+            RequestKind::ElectLeaders(_) => RequestKind::ElectLeaders(Default::default()),
+            RequestKind::AlterPartitionReassignments(_) => {
+                RequestKind::AlterPartitionReassignments(Default::default())
+            }
+            RequestKind::ListPartitionReassignments(_) => {
+                RequestKind::ListPartitionReassignments(Default::default())
+            }
             other => panic!("no default for {other:?}"),
         }
     }

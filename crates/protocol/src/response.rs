@@ -109,6 +109,13 @@ mod tests {
                 ResponseKind::IncrementalAlterConfigs(Default::default())
             }
             ApiKey::DescribeCluster => ResponseKind::DescribeCluster(Default::default()),
+            ApiKey::ElectLeaders => ResponseKind::ElectLeaders(Default::default()),
+            ApiKey::AlterPartitionReassignments => {
+                ResponseKind::AlterPartitionReassignments(Default::default())
+            }
+            ApiKey::ListPartitionReassignments => {
+                ResponseKind::ListPartitionReassignments(Default::default())
+            }
             other => panic!("{other:?} is not in the table"),
         }
     }

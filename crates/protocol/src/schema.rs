@@ -455,6 +455,78 @@ const INCREMENTAL_ALTER_CONFIGS: MessageDef = MessageDef {
     },
 };
 
+// ---- ElectLeaders (flexible from 2) ----------------------------------------------------------
+const ELECT_LEADERS_TOPIC: StructDef = StructDef {
+    fields: &[
+        all(Ty::Str("topic name")),
+        all(Ty::Array(&Ty::Fixed(I32, "partition"), "partitions")),
+    ],
+    tagged: &[],
+};
+const ELECT_LEADERS: MessageDef = MessageDef {
+    flexible_from: 2,
+    body: StructDef {
+        fields: &[
+            since(1, Ty::Fixed(I8, "election_type")),
+            all(Ty::Array(
+                &Ty::Struct(&ELECT_LEADERS_TOPIC),
+                "topic_partitions",
+            )),
+            all(Ty::Fixed(I32, "timeout_ms")),
+        ],
+        tagged: &[],
+    },
+};
+
+// ---- AlterPartitionReassignments (flexible from 0) -------------------------------------------
+const REASSIGNABLE_PARTITION: StructDef = StructDef {
+    fields: &[
+        all(Ty::Fixed(I32, "partition_index")),
+        all(Ty::Array(&Ty::Fixed(I32, "broker_id"), "replicas")),
+    ],
+    tagged: &[],
+};
+const REASSIGNABLE_TOPIC: StructDef = StructDef {
+    fields: &[
+        all(Ty::Str("topic name")),
+        all(Ty::Array(
+            &Ty::Struct(&REASSIGNABLE_PARTITION),
+            "partitions",
+        )),
+    ],
+    tagged: &[],
+};
+const ALTER_PARTITION_REASSIGNMENTS: MessageDef = MessageDef {
+    flexible_from: 0,
+    body: StructDef {
+        fields: &[
+            all(Ty::Fixed(I32, "timeout_ms")),
+            since(1, Ty::Fixed(BOOL, "allow_replication_factor_change")),
+            all(Ty::Array(&Ty::Struct(&REASSIGNABLE_TOPIC), "topics")),
+        ],
+        tagged: &[],
+    },
+};
+
+// ---- ListPartitionReassignments (flexible from 0) --------------------------------------------
+const LIST_REASSIGNMENTS_TOPIC: StructDef = StructDef {
+    fields: &[
+        all(Ty::Str("topic name")),
+        all(Ty::Array(&Ty::Fixed(I32, "partition"), "partition_indexes")),
+    ],
+    tagged: &[],
+};
+const LIST_PARTITION_REASSIGNMENTS: MessageDef = MessageDef {
+    flexible_from: 0,
+    body: StructDef {
+        fields: &[
+            all(Ty::Fixed(I32, "timeout_ms")),
+            all(Ty::Array(&Ty::Struct(&LIST_REASSIGNMENTS_TOPIC), "topics")),
+        ],
+        tagged: &[],
+    },
+};
+
 // ---- DescribeCluster (flexible from 0) -------------------------------------------------------
 const DESCRIBE_CLUSTER: MessageDef = MessageDef {
     flexible_from: 0,
@@ -483,6 +555,9 @@ fn message(api_key: ApiKey) -> Option<&'static MessageDef> {
         ApiKey::AlterConfigs => &ALTER_CONFIGS,
         ApiKey::CreatePartitions => &CREATE_PARTITIONS,
         ApiKey::IncrementalAlterConfigs => &INCREMENTAL_ALTER_CONFIGS,
+        ApiKey::ElectLeaders => &ELECT_LEADERS,
+        ApiKey::AlterPartitionReassignments => &ALTER_PARTITION_REASSIGNMENTS,
+        ApiKey::ListPartitionReassignments => &LIST_PARTITION_REASSIGNMENTS,
         ApiKey::DescribeCluster => &DESCRIBE_CLUSTER,
         _ => return None,
     })
