@@ -16,8 +16,10 @@ use rivulet_protocol::kafka_protocol::messages::create_topics_request::{
 };
 use rivulet_protocol::kafka_protocol::ResponseError;
 use rivulet_storage::{StorageError, TopicPartition};
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, Semaphore};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -38,6 +40,10 @@ use crate::metadata::{
 use crate::partition::Partition;
 use crate::producer_ids::ProducerIdManager;
 use crate::replica_manager::ReplicaManager;
+use crate::replication::fetcher::{FetcherConfig, ReplicaFetcherManager};
+use crate::replication::isr_manager::IsrManager;
+use crate::replication::proto::replica_service_server::ReplicaServiceServer;
+use crate::replication::server::ReplicaServer;
 use crate::{server, service};
 
 /// Why the broker could not start or stop cleanly.
@@ -106,6 +112,7 @@ impl BrokerState {
         }
         self.replicas
             .get(tp)
+            .filter(|p| p.is_leader())
             .ok_or(ResponseError::NotLeaderOrFollower)
     }
 
@@ -354,6 +361,12 @@ impl Broker {
             c.settings = Settings {
                 delete_topic_enable: config.delete_topic_enable,
                 unclean_leader_election_enable: config.unclean_leader_election_enable,
+                auto_leader_rebalance_enable: config.auto_leader_rebalance_enable,
+                leader_imbalance_check_interval: Duration::from_secs(
+                    config.leader_imbalance_check_interval_seconds.max(1) as u64,
+                ),
+                leader_imbalance_per_broker_percentage: config
+                    .leader_imbalance_per_broker_percentage,
             };
             c.session_timeout =
                 Duration::from_millis(config.broker_session_timeout_ms.max(1) as u64);
@@ -392,7 +405,7 @@ impl Broker {
         };
         let replicas = Arc::new(replicas);
         let client = ControllerClient::new(
-            cluster_id,
+            cluster_id.clone(),
             &voters(&config, own_controller),
             CONTROLLER_REQUEST_TIMEOUT,
         )?;
@@ -439,6 +452,7 @@ impl Broker {
                 }
             }
         }
+        let grpc = start_replication(&state, cluster_id, &shutdown, &tasks);
         state.sync_partitions().await;
         replicas.spawn_maintenance(shutdown.clone(), &tasks);
         spawn_partition_sync(&state, shutdown.clone(), &tasks);
@@ -446,12 +460,14 @@ impl Broker {
         let connections = Arc::new(Semaphore::new(config.max_connections.max(1) as usize));
         for (name, socket, local) in listeners {
             bound.push((name.clone(), local));
+            let grpc = (name == config.inter_broker_listener_name).then(|| grpc.clone());
             tasks.spawn(server::accept_loop(
                 socket,
                 Arc::from(name.as_str()),
                 service.clone(),
                 config.socket_request_max_bytes.max(1) as usize,
                 Arc::clone(&connections),
+                grpc,
                 shutdown.clone(),
                 tasks.clone(),
             ));
@@ -484,10 +500,34 @@ impl Broker {
         self.controller.as_ref()
     }
 
-    /// Stops accepting, waits for in-flight requests (up to a grace period), closes every log
-    /// cleanly so the next start needs no recovery, then stops the controller.
+    /// Hands this broker's leaderships to other replicas first (controlled shutdown, while still
+    /// serving), then stops accepting, waits for in-flight requests (up to a grace period),
+    /// closes every log cleanly so the next start needs no recovery, and stops the controller.
     pub async fn shutdown(self) -> Result<(), BrokerError> {
         tracing::info!("shutting down");
+        if let Some(state) = self
+            .state
+            .as_ref()
+            .filter(|s| s.config.controlled_shutdown_enable)
+        {
+            let started = std::time::Instant::now();
+            let done = lifecycle::controlled_shutdown(
+                state.store.as_ref(),
+                state.config.node_id,
+                lifecycle::CONTROLLED_SHUTDOWN_TIMEOUT,
+            )
+            .await;
+            match done {
+                Ok(()) => tracing::info!(
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "controlled shutdown complete: leaderships moved"
+                ),
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "controlled shutdown did not complete; stopping anyway"
+                ),
+            }
+        }
         self.shutdown.cancel();
         self.tasks.close();
         if tokio::time::timeout(SHUTDOWN_GRACE, self.tasks.wait())
@@ -511,6 +551,72 @@ impl Broker {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Starts the replica fetchers, the ISR manager and the replication gRPC server; returns where
+/// the inter-broker listener hands gRPC connections.
+fn start_replication(
+    state: &Arc<BrokerState>,
+    cluster_id: String,
+    shutdown: &CancellationToken,
+    tasks: &TaskTracker,
+) -> mpsc::Sender<TcpStream> {
+    let config = &state.config;
+    let isr = IsrManager::new(
+        config.node_id,
+        Arc::clone(&state.store),
+        tasks.clone(),
+        shutdown.clone(),
+    );
+    let fetchers = ReplicaFetcherManager::new(
+        FetcherConfig {
+            node_id: config.node_id,
+            cluster_id: cluster_id.clone(),
+            listener: config.inter_broker_listener_name.clone(),
+            max_wait_ms: config.replica_fetch_wait_max_ms,
+            min_bytes: config.replica_fetch_min_bytes,
+            max_bytes: config.replica_fetch_response_max_bytes,
+            partition_max_bytes: config.replica_fetch_max_bytes,
+            backoff: Duration::from_millis(config.replica_fetch_backoff_ms.max(0) as u64),
+        },
+        Arc::clone(&state.store),
+        tasks.clone(),
+        shutdown.clone(),
+    );
+    state.replicas.start_replication(fetchers, isr.clone());
+    let replicas = Arc::clone(&state.replicas);
+    isr.spawn_shrink_check(
+        Duration::from_millis(config.replica_lag_time_max_ms.max(1) as u64),
+        move || replicas.leaders(),
+    );
+    let server = ReplicaServer::new(
+        Arc::clone(&state.replicas),
+        isr,
+        cluster_id,
+        shutdown.clone(),
+    );
+    let limit = (config.replica_fetch_response_max_bytes.max(0) as usize)
+        .max(config.replica_fetch_max_bytes.max(0) as usize)
+        .saturating_mul(2)
+        .max(16 << 20);
+    let (tx, rx) = mpsc::channel::<TcpStream>(64);
+    let incoming = ReceiverStream::new(rx).map(Ok::<_, std::io::Error>);
+    let shutdown = shutdown.clone();
+    tasks.spawn(async move {
+        let served = tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .add_service(
+                ReplicaServiceServer::new(server)
+                    .max_decoding_message_size(limit)
+                    .max_encoding_message_size(limit),
+            )
+            .serve_with_incoming_shutdown(incoming, shutdown.cancelled())
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "the replication server failed");
+        }
+    });
+    tx
 }
 
 /// Applies every new metadata image to the hosted partitions.

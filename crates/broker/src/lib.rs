@@ -22,6 +22,7 @@ pub mod metadata;
 pub mod partition;
 pub mod producer_ids;
 pub mod replica_manager;
+pub mod replication;
 pub mod server;
 pub mod service;
 

@@ -2,7 +2,8 @@
 //!
 //! It owns the [`LogManager`]. Each new metadata image is applied by creating the logs of
 //! partitions assigned to this broker, deleting those of removed topics, and updating leader
-//! epochs. Background timers write the offset checkpoints, apply retention and flush by time
+//! roles: each replica becomes leader or follower, and followed partitions go to the replica
+//! fetchers. Background timers write the offset checkpoints, apply retention and flush by time
 //! (Kafka's `log.flush.offset.checkpoint.interval.ms`, `log.retention.check.interval.ms`,
 //! `flush.ms`). Log file work runs on blocking threads.
 
@@ -14,9 +15,17 @@ use rivulet_storage::{LogConfig, LogManager, StorageError, TopicPartition};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::BrokerConfig;
-use crate::metadata::{MetadataImage, TopicImage};
+use crate::metadata::{MetadataImage, PartitionImage, TopicImage};
 use crate::now_ms;
-use crate::partition::Partition;
+use crate::partition::{Partition, RoleChange};
+use crate::replication::fetcher::{FollowTarget, ReplicaFetcherManager};
+use crate::replication::isr_manager::IsrManager;
+
+/// The replication parts, set once the broker has joined the cluster.
+struct Replication {
+    fetchers: ReplicaFetcherManager,
+    isr: IsrManager,
+}
 
 /// The partitions hosted here.
 pub struct ReplicaManager {
@@ -27,6 +36,7 @@ pub struct ReplicaManager {
     /// Serialises [`ReplicaManager::apply`]: admin handlers and the metadata follower both call
     /// it, and two concurrent applies could open one partition twice.
     applying: std::sync::Mutex<()>,
+    replication: std::sync::OnceLock<Replication>,
 }
 
 impl ReplicaManager {
@@ -47,6 +57,7 @@ impl ReplicaManager {
             logs: Arc::new(logs),
             partitions: RwLock::new(HashMap::new()),
             applying: std::sync::Mutex::new(()),
+            replication: std::sync::OnceLock::new(),
         })
     }
 
@@ -63,30 +74,53 @@ impl ReplicaManager {
         self.map().get(tp).cloned()
     }
 
-    /// The log config of `topic`: broker defaults plus the topic's overrides.
-    pub fn log_config(&self, topic: &TopicImage) -> LogConfig {
+    /// The log config and `min.insync.replicas` of `topic`: broker defaults plus the topic's
+    /// overrides.
+    pub fn topic_settings(&self, topic: &TopicImage) -> (LogConfig, i32) {
         match self.config.topic_config(&topic.configs) {
-            Ok(c) => c.log,
+            Ok(c) => (c.log, c.min_insync_replicas),
             Err(e) => {
                 tracing::warn!(topic = %topic.name, error = %e, "invalid stored topic config; using broker defaults");
-                self.config.log_defaults.log.clone()
+                (
+                    self.config.log_defaults.log.clone(),
+                    self.config.min_insync_replicas,
+                )
             }
         }
     }
 
-    /// Brings the hosted partitions in line with `image` (blocking: creates and deletes logs).
+    /// Starts replication: from now on, [`ReplicaManager::apply`] hands the partitions this
+    /// broker follows to the fetchers.
+    pub fn start_replication(&self, fetchers: ReplicaFetcherManager, isr: IsrManager) {
+        if self.replication.set(Replication { fetchers, isr }).is_err() {
+            tracing::warn!("replication already started");
+        }
+    }
+
+    /// The ISR manager, once replication has started.
+    pub fn isr_manager(&self) -> Option<&IsrManager> {
+        self.replication.get().map(|r| &r.isr)
+    }
+
+    /// The partitions this broker leads.
+    pub fn leaders(&self) -> Vec<Arc<Partition>> {
+        self.map()
+            .values()
+            .filter(|p| p.is_leader())
+            .cloned()
+            .collect()
+    }
+
+    /// Brings the hosted partitions in line with `image` (blocking: creates and deletes logs):
+    /// opens and deletes logs, makes each replica leader or follower, and points the fetchers
+    /// at the leaders of the partitions followed here.
     pub fn apply(&self, image: &MetadataImage) -> Result<(), StorageError> {
         let _one_at_a_time = self.applying.lock().unwrap_or_else(|e| e.into_inner());
-        let mut wanted: HashMap<TopicPartition, (&TopicImage, i32, bool)> = HashMap::new();
+        let mut wanted: HashMap<TopicPartition, (&TopicImage, &PartitionImage)> = HashMap::new();
         for topic in image.topics.values() {
             for p in &topic.partitions {
                 if p.replicas.contains(&self.node_id) {
-                    // A leader that is the only in-sync replica owns the high watermark alone.
-                    let sole_leader = p.leader == self.node_id && p.isr == [self.node_id];
-                    wanted.insert(
-                        TopicPartition::new(topic.name.clone(), p.index),
-                        (topic, p.leader_epoch, sole_leader),
-                    );
+                    wanted.insert(TopicPartition::new(topic.name.clone(), p.index), (topic, p));
                 }
             }
         }
@@ -94,9 +128,13 @@ impl ReplicaManager {
         let doomed: Vec<TopicPartition> = self
             .map()
             .iter()
-            .filter(|(tp, p)| wanted.get(*tp).is_none_or(|(t, _, _)| t.id != p.topic_id()))
+            .filter(|(tp, p)| wanted.get(*tp).is_none_or(|(t, _)| t.id != p.topic_id()))
             .map(|(tp, _)| tp.clone())
             .collect();
+        if !doomed.is_empty() {
+            // Stop fetching them before their logs go.
+            self.update_fetchers(HashMap::new(), &doomed);
+        }
         for tp in doomed {
             if let Some(p) = self.map_mut().remove(&tp) {
                 drop(p);
@@ -104,34 +142,50 @@ impl ReplicaManager {
             }
         }
         // A topic's config is parsed once per apply, not once per partition.
-        let mut configs: HashMap<&str, LogConfig> = HashMap::new();
-        for (tp, (topic, epoch, sole_leader)) in wanted {
-            let config = configs
+        let mut settings: HashMap<&str, (LogConfig, i32)> = HashMap::new();
+        let mut follow = HashMap::new();
+        let now = now_ms();
+        for (tp, (topic, image_p)) in wanted {
+            let (config, min_insync) = settings
                 .entry(topic.name.as_str())
-                .or_insert_with(|| self.log_config(topic))
+                .or_insert_with(|| self.topic_settings(topic))
                 .clone();
             let partition = match self.get(&tp) {
                 Some(p) => {
-                    p.set_leader_epoch(epoch);
                     rivulet_storage::log_manager::write_log(p.log()).set_config(config);
                     p
                 }
                 None => {
                     // A log found on disk at start-up was opened with the broker defaults:
                     // give it the topic's config either way.
-                    let log = self.logs.get_or_create(&tp, config.clone(), now_ms())?;
+                    let log = self.logs.get_or_create(&tp, config.clone(), now)?;
                     rivulet_storage::log_manager::write_log(&log).set_config(config);
-                    let p = Arc::new(Partition::new(tp.clone(), topic.id, log, epoch));
-                    self.map_mut().insert(tp, Arc::clone(&p));
+                    let p = Arc::new(Partition::new(tp.clone(), topic.id, log, self.node_id));
+                    self.map_mut().insert(tp.clone(), Arc::clone(&p));
                     p
                 }
             };
-            if sole_leader {
-                // As Kafka's makeLeader: with no other replica in sync, everything in the log
-                // is committed (the checkpointed HW may be stale after a crash).
-                partition.advance_high_watermark_to_log_end();
+            partition.set_min_insync_replicas(min_insync);
+            if let RoleChange::Follower {
+                leader,
+                leader_epoch,
+                ..
+            } = partition.apply_metadata(image_p, now)?
+            {
+                let leader_live = image.brokers.get(&leader).is_some_and(|b| !b.fenced);
+                if leader >= 0 && leader_live {
+                    follow.insert(
+                        tp,
+                        FollowTarget {
+                            partition,
+                            leader,
+                            leader_epoch,
+                        },
+                    );
+                }
             }
         }
+        self.update_fetchers(follow, &[]);
         // Logs found on disk that no topic claims (a topic deleted while this node was down).
         for tp in self.logs.partitions() {
             if self.get(&tp).is_none() {
@@ -140,6 +194,23 @@ impl ReplicaManager {
             }
         }
         Ok(())
+    }
+
+    /// Points the fetchers at `follow` (all partitions followed, when `removed` is empty), or
+    /// just stops fetching `removed`.
+    fn update_fetchers(
+        &self,
+        follow: HashMap<TopicPartition, FollowTarget>,
+        removed: &[TopicPartition],
+    ) {
+        let Some(r) = self.replication.get() else {
+            return;
+        };
+        if removed.is_empty() {
+            r.fetchers.update(follow);
+        } else {
+            r.fetchers.remove(removed);
+        }
     }
 
     /// Starts the checkpoint, retention and flush timers; they stop with `shutdown`.

@@ -1,10 +1,12 @@
-//! Accepting client connections on one listener, within `max.connections`.
+//! Accepting client connections on one listener, within `max.connections`. On the inter-broker
+//! listener, connections that open with an HTTP/2 preface are handed to the replication gRPC
+//! server instead (see [`crate::replication::sniff`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -14,13 +16,16 @@ use crate::service::BrokerService;
 
 /// Accepts connections until shutdown, one task per connection. Connections beyond
 /// `max.connections` are closed at once; accept errors (such as running out of descriptors) are
-/// logged and retried after a pause rather than spinning.
+/// logged and retried after a pause rather than spinning. With `grpc`, gRPC connections go
+/// there.
+#[allow(clippy::too_many_arguments)]
 pub async fn accept_loop(
     listener: TcpListener,
     name: Arc<str>,
     service: BrokerService,
     max_frame: usize,
     connections: Arc<Semaphore>,
+    grpc: Option<mpsc::Sender<TcpStream>>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 ) {
@@ -50,7 +55,17 @@ pub async fn accept_loop(
         };
         let service = service.clone();
         let shutdown = shutdown.clone();
+        let grpc = grpc.clone();
         tasks.spawn(async move {
+            if let Some(grpc) = grpc {
+                if crate::replication::sniff::is_http2(&stream).await {
+                    drop(permit);
+                    if grpc.send(stream).await.is_err() {
+                        tracing::debug!(client = %peer, "replication server stopped; dropping a gRPC connection");
+                    }
+                    return;
+                }
+            }
             connection::serve(stream, info, service, max_frame, shutdown).await;
             drop(permit);
         });

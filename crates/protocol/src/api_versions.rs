@@ -52,6 +52,7 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     range(ApiKey::AlterPartitionReassignments, 0, 0),
     range(ApiKey::ListPartitionReassignments, 0, 0),
     range(ApiKey::DescribeCluster, 0, 1),
+    range(ApiKey::OffsetForLeaderEpoch, 2, 4),
 ];
 
 /// The versions of `key` the broker implements, if any.

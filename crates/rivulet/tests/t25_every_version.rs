@@ -343,6 +343,69 @@ fn check(client: &mut RawClient, key: ApiKey, version: i16, topic_id: Uuid) {
                 "{ctx}: AlterConfigs v2's value"
             );
         }
+        ApiKey::ElectLeaders => {
+            // The only broker already leads: a named partition needs no election (v0
+            // preferred, v2 unclean); over all partitions (v1) nothing is listed.
+            let topics = (version != 1).then(|| {
+                vec![elect_leaders_request::TopicPartitions::default()
+                    .with_topic(name(TOPIC))
+                    .with_partitions(vec![0])]
+            });
+            let election_type = if version == 2 { 1 } else { 0 };
+            let mut request = ElectLeadersRequest::default()
+                .with_topic_partitions(topics)
+                .with_timeout_ms(5000);
+            if version >= 1 {
+                request = request.with_election_type(election_type);
+            }
+            let r: ElectLeadersResponse = client.call(key, version, &request);
+            assert_eq!(r.error_code, 0, "{ctx}");
+            if version == 1 {
+                assert!(r.replica_election_results.is_empty(), "{ctx}: {r:?}");
+            } else {
+                let p = &r.replica_election_results[0].partition_result[0];
+                assert_eq!(
+                    (p.partition_id, p.error_code),
+                    (0, 84),
+                    "{ctx}: ELECTION_NOT_NEEDED"
+                );
+            }
+        }
+        ApiKey::AlterPartitionReassignments => {
+            use alter_partition_reassignments_request::{ReassignablePartition, ReassignableTopic};
+            // Onto the replica it has (nothing to move), then a cancellation of nothing.
+            let request = AlterPartitionReassignmentsRequest::default()
+                .with_timeout_ms(5000)
+                .with_topics(vec![ReassignableTopic::default()
+                    .with_name(name(TOPIC))
+                    .with_partitions(vec![
+                        ReassignablePartition::default()
+                            .with_partition_index(0)
+                            .with_replicas(Some(vec![BrokerId(1)])),
+                        ReassignablePartition::default()
+                            .with_partition_index(0)
+                            .with_replicas(None),
+                    ])]);
+            let r: AlterPartitionReassignmentsResponse = client.call(key, version, &request);
+            assert_eq!(r.error_code, 0, "{ctx}");
+            let codes: Vec<i16> = r.responses[0]
+                .partitions
+                .iter()
+                .map(|p| p.error_code)
+                .collect();
+            assert_eq!(codes, vec![0, 85], "{ctx}: NO_REASSIGNMENT_IN_PROGRESS");
+        }
+        ApiKey::ListPartitionReassignments => {
+            let r: ListPartitionReassignmentsResponse = client.call(
+                key,
+                version,
+                &ListPartitionReassignmentsRequest::default()
+                    .with_timeout_ms(5000)
+                    .with_topics(None),
+            );
+            assert_eq!(r.error_code, 0, "{ctx}");
+            assert!(r.topics.is_empty(), "{ctx}: {:?}", r.topics);
+        }
         ApiKey::DescribeCluster => {
             let r: DescribeClusterResponse =
                 client.call(key, version, &DescribeClusterRequest::default());

@@ -415,6 +415,13 @@ impl PartitionLog {
             .end_offset_for(epoch, self.log_end_offset)
     }
 
+    /// Records that leader epoch `epoch` starts at `offset` (a replica becoming leader marks
+    /// its epoch at its log end, before it appends anything, so followers can find where the
+    /// previous epochs end). Persisted when it changes the cache.
+    pub fn assign_epoch_start_offset(&mut self, epoch: i32, offset: i64) -> Result<()> {
+        self.leader_epoch_cache.assign(epoch, offset)
+    }
+
     /// The leader epoch that wrote `offset`, if known.
     pub fn epoch_for_offset(&self, offset: i64) -> Option<i32> {
         self.leader_epoch_cache.epoch_for_offset(offset)

@@ -126,13 +126,9 @@ async fn read_all(
                 continue;
             }
         };
-        let epoch = partition.leader_epoch();
-        if w.current_leader_epoch >= 0 && w.current_leader_epoch != epoch {
-            let e = if w.current_leader_epoch < epoch {
-                ResponseError::FencedLeaderEpoch
-            } else {
-                ResponseError::UnknownLeaderEpoch
-            };
+        // KIP-320: a consumer that knows a newer or older epoch than this leader's is told so;
+        // a replica that stopped leading says NOT_LEADER_OR_FOLLOWER.
+        if let Err(e) = partition.check_leader_epoch(w.current_leader_epoch) {
             errors = true;
             out.push((w.topic, base.with_error_code(e.code())));
             continue;
@@ -143,7 +139,7 @@ async fn read_all(
             out.push((w.topic, offsets_into(base, o)));
             continue;
         }
-        match partition.read(w.fetch_offset, limit, min_one).await {
+        match partition.read(w.fetch_offset, limit, min_one, false).await {
             Ok(r) => {
                 let n = r.records.len() as u64;
                 used += n;

@@ -3,16 +3,20 @@
 //! `.await`.
 
 mod alter_configs;
+mod alter_partition_reassignments;
 mod api_versions;
 mod create_partitions;
 mod create_topics;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
+mod elect_leaders;
 mod fetch;
 mod init_producer_id;
 mod list_offsets;
+mod list_partition_reassignments;
 mod metadata;
+mod offset_for_leader_epoch;
 mod produce;
 
 use std::net::SocketAddr;
@@ -102,6 +106,9 @@ pub async fn dispatch(state: &BrokerState, ctx: RequestContext) -> Reply {
         RequestBody::Kafka(RequestKind::Fetch(req)) => {
             ResponseKind::Fetch(fetch::handle(state, req, version).await)
         }
+        RequestBody::Kafka(RequestKind::OffsetForLeaderEpoch(req)) => {
+            ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(state, req))
+        }
         RequestBody::Kafka(RequestKind::ListOffsets(req)) => {
             ResponseKind::ListOffsets(list_offsets::handle(state, req, version).await)
         }
@@ -127,6 +134,19 @@ pub async fn dispatch(state: &BrokerState, ctx: RequestContext) -> Reply {
             ResponseKind::IncrementalAlterConfigs(
                 alter_configs::handle_incremental(state, req).await,
             )
+        }
+        RequestBody::Kafka(RequestKind::ElectLeaders(req)) => {
+            ResponseKind::ElectLeaders(elect_leaders::handle(state, req, version).await)
+        }
+        RequestBody::Kafka(RequestKind::AlterPartitionReassignments(req)) => {
+            ResponseKind::AlterPartitionReassignments(
+                alter_partition_reassignments::handle(state, req).await,
+            )
+        }
+        RequestBody::Kafka(RequestKind::ListPartitionReassignments(req)) => {
+            ResponseKind::ListPartitionReassignments(list_partition_reassignments::handle(
+                state, req,
+            ))
         }
         RequestBody::Kafka(RequestKind::DescribeCluster(req)) => {
             ResponseKind::DescribeCluster(describe_cluster::handle(state, &connection, req))

@@ -1,6 +1,13 @@
 //! Produce: appends each partition's batch as leader. Batches go to the log as the bytes that
-//! arrived (see `PartitionLog::append_as_leader`). acks=all behaves as acks=1 until replication
-//! exists: with one replica the high watermark moves with every append.
+//! arrived (see `PartitionLog::append_as_leader`).
+//!
+//! acks=1 answers once the leader appended. acks=all first requires `min.insync.replicas` in
+//! the ISR (NOT_ENOUGH_REPLICAS, nothing appended), then waits, within the request's
+//! `timeout_ms`, until the high watermark passes the batch (Kafka's delayed produce: follower
+//! fetches move the high watermark and wake it). A retried idempotent batch already in the log
+//! waits the same way for its original offsets.
+
+use std::time::Duration;
 
 use futures::future::join_all;
 use rivulet_protocol::kafka_protocol::messages::produce_response::{
@@ -13,12 +20,13 @@ use rivulet_storage::TopicPartition;
 
 use super::message;
 use crate::broker::BrokerState;
-use crate::error::storage_error_code;
 use crate::now_ms;
 
 /// Appends every partition's records and reports offsets or errors per partition.
 pub async fn handle(state: &BrokerState, req: ProduceRequest, version: i16) -> ProduceResponse {
     let acks_ok = matches!(req.acks, -1..=1);
+    let acks = req.acks;
+    let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64);
     let mut topics = Vec::with_capacity(req.topic_data.len());
     for topic in req.topic_data {
         let name = topic.name.0.to_string();
@@ -48,17 +56,28 @@ pub async fn handle(state: &BrokerState, req: ProduceRequest, version: i16) -> P
                 let Some(records) = p.records else {
                     return failed(ResponseError::InvalidRecord, Some("no records".into()));
                 };
-                match partition.append_as_leader(records, now_ms()).await {
-                    Ok(info) => PartitionProduceResponse::default()
-                        .with_index(tp.partition)
-                        .with_base_offset(info.first_offset)
-                        .with_log_append_time_ms(info.log_append_time)
-                        .with_log_start_offset(info.log_start_offset),
+                let (info, epoch) = match partition.append_as_leader(records, acks, now_ms()).await
+                {
+                    Ok(appended) => appended,
                     Err(e) => {
                         tracing::debug!(partition = %tp, error = %e, "produce refused");
-                        failed(storage_error_code(&e), Some(e.to_string()))
+                        return failed(e.code(), Some(e.to_string()));
+                    }
+                };
+                if acks == -1 {
+                    if let Err(e) = partition
+                        .wait_for_replication(info.last_offset, epoch, timeout)
+                        .await
+                    {
+                        tracing::debug!(partition = %tp, error = ?e, "acks=all produce not replicated");
+                        return failed(e, None);
                     }
                 }
+                PartitionProduceResponse::default()
+                    .with_index(tp.partition)
+                    .with_base_offset(info.first_offset)
+                    .with_log_append_time_ms(info.log_append_time)
+                    .with_log_start_offset(info.log_start_offset)
             }
         });
         let partition_responses = join_all(appends).await;

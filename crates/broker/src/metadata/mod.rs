@@ -14,11 +14,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::sync::watch;
 
-pub use rivulet_controller::image::{BrokerImage, MetadataImage, PartitionImage, TopicImage};
 pub use rivulet_controller::decisions::AlterPartition;
+pub use rivulet_controller::image::{BrokerImage, MetadataImage, PartitionImage, TopicImage};
 pub use rivulet_controller::{
-    ids, placement, topic_name, Assignment, MetadataError, NewPartitions, NewTopic,
-    TopicConfigChange, TopicRef,
+    ids, placement, topic_name, Assignment, ElectionType, MetadataError, NewPartitions, NewTopic,
+    PartitionResult, Reassignment, TopicConfigChange, TopicRef,
 };
 
 /// A block of producer ids reserved for one broker, so no two brokers hand out the same id.
@@ -69,4 +69,24 @@ pub trait MetadataStore: Send + Sync {
         &self,
         request: AlterPartition,
     ) -> Result<PartitionImage, MetadataError>;
+    /// Elects leaders (ElectLeaders) for `partitions`, or for every partition when `None`
+    /// (then partitions needing no election are left out). One result per distinct partition;
+    /// answers once this broker's image includes the elections. `Err` only when the request as
+    /// a whole failed (no controller answered).
+    async fn elect_leaders(
+        &self,
+        election: ElectionType,
+        partitions: Option<Vec<(String, i32)>>,
+    ) -> Result<Vec<PartitionResult>, MetadataError>;
+    /// Starts or cancels partition reassignments (AlterPartitionReassignments): one result per
+    /// entry, in order; answers once this broker's image includes the changes. `Err` only when
+    /// the request as a whole failed.
+    async fn alter_partition_reassignments(
+        &self,
+        reassignments: Vec<Reassignment>,
+    ) -> Result<Vec<PartitionResult>, MetadataError>;
+    /// Sends one controlled-shutdown heartbeat for this broker (`broker_id`, with its current
+    /// epoch and metadata offset): the controller moves its leaderships away. `Ok(true)` once
+    /// the controller lets it stop (it is then fenced).
+    async fn request_controlled_shutdown(&self, broker_id: i32) -> Result<bool, MetadataError>;
 }

@@ -11,13 +11,14 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
-use rivulet_controller::quorum_controller::TopicResults;
+use rivulet_controller::quorum_controller::{PartitionResults, TopicResults};
 use rivulet_controller::ControllerClient;
 use tokio::sync::watch;
 
 use super::{
-    AlterPartition, MetadataError, PartitionImage, MetadataImage, MetadataStore, NewPartitions, NewTopic, ProducerIdBlock,
-    TopicConfigChange, TopicImage, TopicRef,
+    AlterPartition, ElectionType, MetadataError, MetadataImage, MetadataStore, NewPartitions,
+    NewTopic, PartitionImage, PartitionResult, ProducerIdBlock, Reassignment, TopicConfigChange,
+    TopicImage, TopicRef,
 };
 
 /// Metadata followed from the quorum; changes forwarded to the active controller.
@@ -90,6 +91,18 @@ impl QuorumMetadataStore {
             Err(e) => vec![Err(e); count],
         }
     }
+
+    /// Waits for the offset that committed per-partition outcomes, then hands them over.
+    async fn finish_partitions(
+        &self,
+        outcome: Result<PartitionResults, MetadataError>,
+    ) -> Result<Vec<PartitionResult>, MetadataError> {
+        let (results, offset) = outcome?;
+        if offset >= 0 {
+            self.wait_for_offset(offset).await;
+        }
+        Ok(results)
+    }
 }
 
 #[async_trait]
@@ -161,5 +174,36 @@ impl MetadataStore for QuorumMetadataStore {
             self.wait_for_offset(offset).await;
         }
         Ok(state)
+    }
+
+    async fn elect_leaders(
+        &self,
+        election: ElectionType,
+        partitions: Option<Vec<(String, i32)>>,
+    ) -> Result<Vec<PartitionResult>, MetadataError> {
+        let outcome = self
+            .client
+            .elect_leaders(election, partitions.as_deref())
+            .await;
+        self.finish_partitions(outcome).await
+    }
+
+    async fn alter_partition_reassignments(
+        &self,
+        reassignments: Vec<Reassignment>,
+    ) -> Result<Vec<PartitionResult>, MetadataError> {
+        let outcome = self
+            .client
+            .alter_partition_reassignments(&reassignments)
+            .await;
+        self.finish_partitions(outcome).await
+    }
+
+    async fn request_controlled_shutdown(&self, broker_id: i32) -> Result<bool, MetadataError> {
+        let reply = self
+            .client
+            .heartbeat_shutdown(broker_id, self.broker_epoch(), self.image().offset)
+            .await?;
+        Ok(reply.should_shut_down)
     }
 }
