@@ -538,6 +538,8 @@ impl ControllerTask {
         let records = decisions::register_broker(&image, &r, session_alive, &self.settings)?;
         let epoch = self.propose(records).await?;
         self.sessions.insert(broker_id, Instant::now());
+        // A new registration starts outside any controlled shutdown.
+        self.shutdown_offsets.remove(&broker_id);
         tracing::info!(
             broker = broker_id,
             broker_epoch = epoch,
