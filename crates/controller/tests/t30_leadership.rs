@@ -1,12 +1,14 @@
 //! Leadership operations through the gRPC service brokers use: controlled shutdown (the
 //! heartbeat flag and its answer), ElectLeaders and AlterPartitionReassignments, each answered
-//! after the change is committed, with the offset that committed it.
+//! after the change is committed, with the offset that committed it; and the automatic leader
+//! rebalance timer of the active controller.
 
 mod support;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use rivulet_controller::decisions::AlterPartition;
 use rivulet_controller::{
     Assignment, ControllerClient, ElectionType, NewTopic, Reassignment, Registration, Voter,
 };
@@ -176,5 +178,86 @@ async fn elections_and_reassignments_commit_before_they_answer() {
         .unwrap()
         .clone();
     assert_eq!((p.replicas, p.leader), (vec![2, 1], 2));
+    q.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rebalance_timer_gives_leadership_back_to_the_preferred_replica() {
+    let q = TestQuorum::start_with(1, |c| {
+        c.settings.leader_imbalance_check_interval = Duration::from_millis(200);
+    })
+    .await;
+    let leader = q.wait_for_leader(None).await;
+    let c = client(&q);
+    live_brokers(&c, &[1, 2]).await;
+    let topic = NewTopic {
+        name: "balance".into(),
+        assignment: Assignment::Manual(vec![vec![1, 2]]),
+        configs: BTreeMap::new(),
+    };
+    c.create_topics(&[topic], false).await.unwrap();
+    // Broker 1 stops (controlled shutdown) and comes back as a new process: broker 2 leads.
+    let epoch = q.controller(leader).image().brokers[&1].epoch;
+    while !c
+        .heartbeat_shutdown(1, epoch, i64::MAX)
+        .await
+        .unwrap()
+        .should_shut_down
+    {
+        let applied = q.controller(leader).image().offset;
+        let e2 = q.controller(leader).image().brokers[&2].epoch;
+        c.heartbeat(2, e2, applied).await.unwrap();
+    }
+    live_brokers(&c, &[1]).await;
+    let p = q
+        .controller(leader)
+        .image()
+        .partition("balance", 0)
+        .unwrap()
+        .clone();
+    assert_eq!((p.leader, p.isr.clone()), (2, vec![2]));
+    // Nothing moves while broker 1 is out of the ISR (a few rebalance rounds pass: there is no
+    // event to wait for when nothing must happen); once the leader takes it back, the timer
+    // hands leadership to it.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        q.controller(leader)
+            .image()
+            .partition("balance", 0)
+            .unwrap()
+            .leader,
+        2
+    );
+    let e2 = q.controller(leader).image().brokers[&2].epoch;
+    c.alter_partition(&AlterPartition {
+        broker_id: 2,
+        broker_epoch: e2,
+        topic_id: q.controller(leader).image().topics["balance"].id,
+        partition: 0,
+        leader_epoch: p.leader_epoch,
+        partition_epoch: p.partition_epoch,
+        new_isr: vec![1, 2],
+    })
+    .await
+    .unwrap();
+    let deadline = Instant::now() + support::WAIT;
+    loop {
+        let p = q
+            .controller(leader)
+            .image()
+            .partition("balance", 0)
+            .unwrap()
+            .clone();
+        if p.leader == 1 {
+            assert_eq!(p.isr, vec![1, 2]);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no rebalance within {:?}: {p:?}",
+            support::WAIT
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     q.stop().await;
 }
