@@ -2,10 +2,12 @@
 //!
 //! `rivulet server` runs a node (broker and controller); `format` and `random-uuid` prepare the
 //! log dirs of a multi-node cluster; `dump-log` (Kafka's `kafka-dump-log.sh --files`) and
-//! `storage-demo` are storage tools.
+//! `storage-demo` are storage tools; `perf` drives a cluster through librdkafka and measures it
+//! (Kafka's `kafka-producer-perf-test.sh` and `kafka-consumer-perf-test.sh`).
 
 mod dump_log;
 mod format;
+mod perf;
 mod server;
 mod storage_demo;
 
@@ -34,6 +36,10 @@ enum Command {
     /// Append records to a partition log, reopen it (recovering it), read everything back and
     /// report throughput.
     StorageDemo(storage_demo::Args),
+    /// Load tools on a real Kafka client (librdkafka): produce and consume throughput and
+    /// latency, and a metadata probe.
+    #[command(subcommand)]
+    Perf(perf::Command),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -53,5 +59,6 @@ fn main() -> anyhow::Result<()> {
         }
         Command::DumpLog(args) => dump_log::run(&args),
         Command::StorageDemo(args) => storage_demo::run(&args),
+        Command::Perf(command) => perf::run(&command),
     }
 }

@@ -1,0 +1,475 @@
+//! `rivulet perf produce`: kafka-producer-perf-test for Rivulet, on librdkafka.
+//!
+//! One thread sends records of `--record-size` bytes (random capital letters, one payload for
+//! all records, as the Kafka tool does), never faster than `--throughput` records/s when that
+//! is set. Each record carries its send time; the delivery report (served on the
+//! `ThreadedProducer`'s polling thread as soon as it arrives) records send-to-acknowledgement
+//! latency in a histogram of microseconds with 3 significant digits. The time a send waits for
+//! room in a full producer queue counts in the record's latency, as it does in the Kafka tool
+//! (whose `send` blocks while `buffer.memory` is full).
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context};
+use hdrhistogram::Histogram;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::ClientContext;
+
+use super::admin::{ensure_topic, TopicSpec};
+use super::{client_config, mb_per_sec, parse_duration, parse_key_value, per_sec};
+
+/// Most distinct error messages kept for the report.
+const KEPT_ERRORS: usize = 5;
+/// Highest latency the histogram tracks (larger values count as this): one hour, in µs.
+const MAX_LATENCY_US: u64 = 3_600_000_000;
+
+/// Arguments of `rivulet perf produce`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Where to connect (`host:port[,host:port...]`).
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    bootstrap_servers: String,
+    /// Topic to produce to.
+    #[arg(long)]
+    topic: String,
+    /// Records to send (default 100000 unless --duration is given).
+    #[arg(long, conflicts_with = "duration")]
+    records: Option<u64>,
+    /// Send for this long instead of a number of records (e.g. 30, 30s, 2m).
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<Duration>,
+    /// Bytes per record value (records have no key).
+    #[arg(long, default_value_t = 1024)]
+    record_size: usize,
+    /// Acknowledgements the leader waits for: 0, 1 or all (-1).
+    #[arg(long, default_value = "all", value_parser = ["0", "1", "all", "-1"])]
+    acks: String,
+    /// librdkafka `linger.ms` (its default, 5, when not given).
+    #[arg(long)]
+    linger_ms: Option<u64>,
+    /// librdkafka `batch.size` in bytes (its default, 1000000, when not given).
+    #[arg(long)]
+    batch_size: Option<u64>,
+    /// `compression.type`: none, gzip, snappy, lz4 or zstd.
+    #[arg(long, default_value = "none", value_parser = ["none", "gzip", "snappy", "lz4", "zstd"])]
+    compression: String,
+    /// Idempotent producer (`enable.idempotence=true`; needs --acks all).
+    #[arg(long)]
+    idempotence: bool,
+    /// Cap on records per second; -1: no cap (as kafka-producer-perf-test).
+    #[arg(long, default_value_t = -1.0, allow_negative_numbers = true)]
+    throughput: f64,
+    /// Extra librdkafka producer properties (`key=value`, repeatable; applied last).
+    /// `queue.buffering.max.kbytes` defaults to 32768 here, like the Java client's 32 MiB
+    /// `buffer.memory`, so that an unthrottled run measures the cluster rather than a
+    /// gigabyte-deep client queue.
+    #[arg(long = "producer-props", value_parser = parse_key_value, num_args = 1..)]
+    producer_props: Vec<(String, String)>,
+    /// Create the topic with the admin client first if it does not exist, and wait until its
+    /// replicas are in sync.
+    #[arg(long)]
+    create_topic: bool,
+    /// With --create-topic: partitions.
+    #[arg(long, default_value_t = 1, requires = "create_topic")]
+    partitions: i32,
+    /// With --create-topic: replication factor.
+    #[arg(long, default_value_t = 1, requires = "create_topic")]
+    replication_factor: i32,
+    /// With --create-topic: a topic config (`key=value`, repeatable), e.g.
+    /// `min.insync.replicas=2`.
+    #[arg(long = "topic-config", value_parser = parse_key_value, num_args = 1.., requires = "create_topic")]
+    topic_configs: Vec<(String, String)>,
+    /// Print a progress line to stderr this often (0: never).
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    reporting_interval: Duration,
+    /// Print the result as one JSON object on stdout (the human line goes to stderr).
+    #[arg(long)]
+    json: bool,
+}
+
+/// What the delivery reports have told so far.
+struct Stats {
+    /// Send-to-delivery-report latency of acknowledged records, µs.
+    latency_us: Histogram<u64>,
+    /// Records acknowledged.
+    acked: u64,
+    /// Records whose delivery failed.
+    failed: u64,
+    /// When the last report arrived.
+    last_report: Option<Instant>,
+    /// The first few distinct error messages, with counts.
+    errors: Vec<(String, u64)>,
+    /// The current progress window: start, records, latency sum and max (µs).
+    window: (Instant, u64, u64, u64),
+}
+
+impl Stats {
+    fn note_error(&mut self, message: String) {
+        if let Some(entry) = self.errors.iter_mut().find(|(m, _)| *m == message) {
+            entry.1 += 1;
+        } else if self.errors.len() < KEPT_ERRORS {
+            self.errors.push((message, 1));
+        }
+    }
+}
+
+/// The producer's context: timestamps delivery reports into [`Stats`].
+struct PerfContext {
+    /// Time zero: each record's delivery opaque is its send time in ns past this.
+    start: Instant,
+    /// Record value size, for the progress lines.
+    record_size: usize,
+    /// Progress line interval (zero: none).
+    reporting_interval: Duration,
+    stats: Mutex<Stats>,
+}
+
+impl PerfContext {
+    fn stats(&self) -> MutexGuard<'_, Stats> {
+        // A panic while holding the lock leaves the numbers usable: keep going.
+        self.stats.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Nanoseconds since [`Self::start`].
+    fn now_ns(&self) -> usize {
+        self.start.elapsed().as_nanos() as usize
+    }
+}
+
+impl ClientContext for PerfContext {}
+
+impl ProducerContext for PerfContext {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, sent_ns: usize) {
+        let now = Instant::now();
+        let latency_us = (self.now_ns().saturating_sub(sent_ns) / 1000) as u64;
+        let mut stats = self.stats();
+        stats.last_report = Some(now);
+        match result {
+            Ok(_) => {
+                stats.acked += 1;
+                stats.latency_us.saturating_record(latency_us.max(1));
+                let w = &mut stats.window;
+                w.1 += 1;
+                w.2 += latency_us;
+                w.3 = w.3.max(latency_us);
+            }
+            Err((e, _)) => {
+                stats.failed += 1;
+                stats.note_error(e.to_string());
+            }
+        }
+        if !self.reporting_interval.is_zero()
+            && now.duration_since(stats.window.0) >= self.reporting_interval
+        {
+            let (since, records, sum_us, max_us) = stats.window;
+            let secs = now.duration_since(since).as_secs_f64();
+            eprintln!(
+                "{records} records acked, {:.1} records/s ({:.2} MB/s), {:.2} ms avg latency, \
+                 {:.2} ms max latency",
+                per_sec(records, secs),
+                mb_per_sec(records * self.record_size as u64, secs),
+                if records > 0 {
+                    sum_us as f64 / records as f64 / 1000.0
+                } else {
+                    0.0
+                },
+                max_us as f64 / 1000.0
+            );
+            stats.window = (now, 0, 0, 0);
+        }
+    }
+}
+
+/// The outcome of a run.
+struct Report {
+    acked: u64,
+    failed: u64,
+    /// Sends librdkafka refused outright (not counting queue-full retries).
+    send_errors: u64,
+    bytes: u64,
+    secs: f64,
+    latency_us: Histogram<u64>,
+    errors: Vec<(String, u64)>,
+}
+
+impl Report {
+    fn ms(us: u64) -> f64 {
+        us as f64 / 1000.0
+    }
+
+    fn quantile_ms(&self, q: f64) -> f64 {
+        Self::ms(self.latency_us.value_at_quantile(q))
+    }
+
+    fn errors(&self) -> u64 {
+        self.failed + self.send_errors
+    }
+
+    fn human(&self) -> String {
+        let h = &self.latency_us;
+        format!(
+            "{} records sent, {:.1} records/sec ({:.2} MB/sec), {:.2} ms avg latency, \
+             {:.2} ms max latency, {:.2} ms 50th, {:.2} ms 95th, {:.2} ms 99th, \
+             {:.2} ms 99.9th, {} errors.",
+            self.acked,
+            per_sec(self.acked, self.secs),
+            mb_per_sec(self.bytes, self.secs),
+            h.mean() / 1000.0,
+            Self::ms(h.max()),
+            self.quantile_ms(0.50),
+            self.quantile_ms(0.95),
+            self.quantile_ms(0.99),
+            self.quantile_ms(0.999),
+            self.errors()
+        )
+    }
+
+    fn json(&self, args: &Args) -> serde_json::Value {
+        serde_json::json!({
+            "tool": "produce",
+            "topic": args.topic,
+            "acks": args.acks,
+            "record_size": args.record_size,
+            "compression": args.compression,
+            "records": self.acked,
+            "bytes": self.bytes,
+            "elapsed_s": self.secs,
+            "records_per_sec": per_sec(self.acked, self.secs),
+            "mb_per_sec": mb_per_sec(self.bytes, self.secs),
+            "latency_ms": {
+                "avg": self.latency_us.mean() / 1000.0,
+                "p50": self.quantile_ms(0.50),
+                "p95": self.quantile_ms(0.95),
+                "p99": self.quantile_ms(0.99),
+                "p999": self.quantile_ms(0.999),
+                "max": Self::ms(self.latency_us.max()),
+            },
+            "errors": self.errors(),
+            "error_messages": self.errors.iter()
+                .map(|(m, n)| serde_json::json!({"message": m, "count": n}))
+                .collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// A payload of `size` random capital letters (Kafka's tool uses the same alphabet).
+fn payload(size: usize) -> Vec<u8> {
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+    (0..size)
+        .map(|_| {
+            // xorshift64*
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            b'A' + (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) as u8 % 26
+        })
+        .collect()
+}
+
+/// Runs `rivulet perf produce`.
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    ensure!(args.record_size > 0, "--record-size must be positive");
+    ensure!(
+        args.throughput != 0.0,
+        "--throughput must be positive, or -1 for no cap"
+    );
+    let records = match (args.records, args.duration) {
+        (Some(n), _) => {
+            ensure!(n > 0, "--records must be positive");
+            Some(n)
+        }
+        (None, Some(_)) => None,
+        (None, None) => Some(100_000),
+    };
+    if args.create_topic {
+        ensure_topic(
+            &args.bootstrap_servers,
+            &[],
+            &TopicSpec {
+                name: &args.topic,
+                partitions: args.partitions,
+                replication_factor: args.replication_factor,
+                configs: &args.topic_configs,
+            },
+            Duration::from_secs(60),
+        )?;
+    }
+
+    let mut config = client_config(&args.bootstrap_servers, "rivulet-perf-producer", &[]);
+    let acks = if args.acks == "-1" { "all" } else { &args.acks };
+    config
+        .set("acks", acks)
+        .set("compression.type", &args.compression)
+        .set("queue.buffering.max.kbytes", "32768")
+        .set("message.timeout.ms", "120000")
+        .set("enable.idempotence", args.idempotence.to_string());
+    if let Some(linger) = args.linger_ms {
+        config.set("linger.ms", linger.to_string());
+    }
+    if let Some(batch) = args.batch_size {
+        config.set("batch.size", batch.to_string());
+    }
+    for (k, v) in &args.producer_props {
+        config.set(k, v);
+    }
+    let start = Instant::now();
+    let context = PerfContext {
+        start,
+        record_size: args.record_size,
+        reporting_interval: args.reporting_interval,
+        stats: Mutex::new(Stats {
+            latency_us: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
+                .context("latency histogram")?,
+            acked: 0,
+            failed: 0,
+            last_report: None,
+            errors: Vec::new(),
+            window: (start, 0, 0, 0),
+        }),
+    };
+    let producer: ThreadedProducer<PerfContext> = config
+        .create_with_context(context)
+        .context("creating the producer")?;
+    let context = producer.context();
+    eprintln!(
+        "producing {} of {} bytes to {} (acks={acks}, compression={}, linger.ms={}, \
+         batch.size={}, idempotence={}, throughput cap={})",
+        match (records, args.duration) {
+            (Some(n), _) => format!("{n} records"),
+            (None, Some(d)) => format!("records for {d:?}"),
+            (None, None) => String::new(),
+        },
+        args.record_size,
+        args.topic,
+        args.compression,
+        config.get("linger.ms").unwrap_or("default"),
+        config.get("batch.size").unwrap_or("default"),
+        args.idempotence,
+        if args.throughput > 0.0 {
+            format!("{} records/s", args.throughput)
+        } else {
+            "none".to_string()
+        },
+    );
+
+    let value = payload(args.record_size);
+    let mut sent: u64 = 0;
+    let mut send_errors: u64 = 0;
+    // A client that cannot enqueue for this long is stuck: stop rather than hang.
+    let stuck_after = Duration::from_secs(120);
+    let send_start = Instant::now();
+    loop {
+        match (records, args.duration) {
+            (Some(n), _) if sent >= n => break,
+            (None, Some(d)) if send_start.elapsed() >= d => break,
+            _ => {}
+        }
+        if args.throughput > 0.0 {
+            let due = Duration::from_secs_f64(sent as f64 / args.throughput);
+            let elapsed = send_start.elapsed();
+            if due > elapsed {
+                std::thread::sleep(due - elapsed);
+            }
+        }
+        let mut record: BaseRecord<'_, [u8], [u8], usize> =
+            BaseRecord::with_opaque_to(&args.topic, context.now_ns()).payload(&value[..]);
+        let blocked_since = Instant::now();
+        loop {
+            match producer.send(record) {
+                Ok(()) => {
+                    sent += 1;
+                    break;
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    if blocked_since.elapsed() > stuck_after {
+                        bail!(
+                            "the producer queue stayed full for {stuck_after:?} after {sent} \
+                             records: is the cluster answering?"
+                        );
+                    }
+                    record = r;
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                Err((e, _)) => {
+                    send_errors += 1;
+                    context.stats().note_error(format!("send: {e}"));
+                    break;
+                }
+            }
+        }
+        if sent == 0 && send_errors >= 1000 {
+            bail!(
+                "every send failed; first errors: {:?}",
+                context.stats().errors
+            );
+        }
+    }
+    producer
+        .flush(Duration::from_secs(150))
+        .context("flushing the producer")?;
+    // flush() returns when librdkafka's queue is empty; the polling thread may still be
+    // running the last delivery callbacks.
+    let settle = Instant::now();
+    loop {
+        let done = {
+            let s = context.stats();
+            s.acked + s.failed >= sent
+        };
+        if done || settle.elapsed() > Duration::from_secs(10) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let report = {
+        let s = context.stats();
+        let end = s.last_report.unwrap_or_else(Instant::now);
+        Report {
+            acked: s.acked,
+            failed: s.failed + sent.saturating_sub(s.acked + s.failed),
+            send_errors,
+            bytes: s.acked * args.record_size as u64,
+            secs: end.duration_since(send_start).as_secs_f64(),
+            latency_us: s.latency_us.clone(),
+            errors: s.errors.clone(),
+        }
+    };
+    drop(producer);
+    if args.json {
+        eprintln!("{}", report.human());
+        println!("{}", report.json(args));
+    } else {
+        println!("{}", report.human());
+    }
+    for (message, count) in &report.errors {
+        eprintln!("error ({count}x): {message}");
+    }
+    ensure!(
+        report.errors() == 0,
+        "{} of {} records were not acknowledged",
+        report.errors(),
+        sent + send_errors
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_is_capital_letters() {
+        let p = payload(4096);
+        assert_eq!(p.len(), 4096);
+        assert!(p.iter().all(u8::is_ascii_uppercase));
+        // Not one repeated letter.
+        assert!(p.iter().any(|&b| b != p[0]));
+    }
+}
