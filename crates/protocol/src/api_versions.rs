@@ -44,6 +44,8 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     range(ApiKey::CreateTopics, 2, 7),
     range(ApiKey::DeleteTopics, 1, 6),
     range(ApiKey::InitProducerId, 0, 5),
+    // 2-4 as Kafka 4.x (KIP-896 removed v0-1); clients use v2+ for KIP-320.
+    range(ApiKey::OffsetForLeaderEpoch, 2, 4),
     range(ApiKey::DescribeConfigs, 1, 4),
     range(ApiKey::AlterConfigs, 0, 2),
     range(ApiKey::CreatePartitions, 0, 3),
@@ -52,7 +54,6 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     range(ApiKey::AlterPartitionReassignments, 0, 0),
     range(ApiKey::ListPartitionReassignments, 0, 0),
     range(ApiKey::DescribeCluster, 0, 1),
-    range(ApiKey::OffsetForLeaderEpoch, 2, 4),
 ];
 
 /// The versions of `key` the broker implements, if any.

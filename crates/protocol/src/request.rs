@@ -524,6 +524,32 @@ mod tests {
                     ]))
                     .with_unknown_tagged_field(TAG, tag()),
             ),
+            ApiKey::OffsetForLeaderEpoch => {
+                use offset_for_leader_epoch_request::{
+                    OffsetForLeaderPartition, OffsetForLeaderTopic,
+                };
+                let mut topic_entry = OffsetForLeaderTopic::default()
+                    .with_topic(topic("t"))
+                    .with_partitions(vec![
+                        OffsetForLeaderPartition::default()
+                            .with_partition(0)
+                            .with_current_leader_epoch(7)
+                            .with_leader_epoch(5),
+                        OffsetForLeaderPartition::default()
+                            .with_partition(2)
+                            .with_current_leader_epoch(-1)
+                            .with_leader_epoch(0),
+                    ]);
+                let mut r = OffsetForLeaderEpochRequest::default();
+                if v >= 3 {
+                    r = r.with_replica_id(BrokerId(-1));
+                }
+                if v >= 4 {
+                    topic_entry = topic_entry.with_unknown_tagged_field(TAG, tag());
+                    r = r.with_unknown_tagged_field(TAG, tag());
+                }
+                RequestKind::OffsetForLeaderEpoch(r.with_topics(vec![topic_entry]))
+            }
             ApiKey::DescribeCluster => {
                 let mut r = DescribeClusterRequest::default()
                     .with_include_cluster_authorized_operations(true)
@@ -626,6 +652,9 @@ mod tests {
                 RequestKind::IncrementalAlterConfigs(Default::default())
             }
             RequestKind::DescribeCluster(_) => RequestKind::DescribeCluster(Default::default()),
+            RequestKind::OffsetForLeaderEpoch(_) => {
+                RequestKind::OffsetForLeaderEpoch(Default::default())
+            }
             RequestKind::ElectLeaders(_) => RequestKind::ElectLeaders(Default::default()),
             RequestKind::AlterPartitionReassignments(_) => {
                 RequestKind::AlterPartitionReassignments(Default::default())

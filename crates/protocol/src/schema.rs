@@ -527,6 +527,36 @@ const LIST_PARTITION_REASSIGNMENTS: MessageDef = MessageDef {
     },
 };
 
+// ---- OffsetForLeaderEpoch (v2-4, flexible from 4) --------------------------------------------
+const OFFSET_FOR_LEADER_PARTITION: StructDef = StructDef {
+    fields: &[
+        all(Ty::Fixed(I32, "partition")),
+        since(2, Ty::Fixed(I32, "current_leader_epoch")),
+        all(Ty::Fixed(I32, "leader_epoch")),
+    ],
+    tagged: &[],
+};
+const OFFSET_FOR_LEADER_TOPIC: StructDef = StructDef {
+    fields: &[
+        all(Ty::Str("topic name")),
+        all(Ty::Array(
+            &Ty::Struct(&OFFSET_FOR_LEADER_PARTITION),
+            "partitions",
+        )),
+    ],
+    tagged: &[],
+};
+const OFFSET_FOR_LEADER_EPOCH: MessageDef = MessageDef {
+    flexible_from: 4,
+    body: StructDef {
+        fields: &[
+            since(3, Ty::Fixed(I32, "replica_id")),
+            all(Ty::Array(&Ty::Struct(&OFFSET_FOR_LEADER_TOPIC), "topics")),
+        ],
+        tagged: &[],
+    },
+};
+
 // ---- DescribeCluster (flexible from 0) -------------------------------------------------------
 const DESCRIBE_CLUSTER: MessageDef = MessageDef {
     flexible_from: 0,
@@ -559,6 +589,7 @@ fn message(api_key: ApiKey) -> Option<&'static MessageDef> {
         ApiKey::AlterPartitionReassignments => &ALTER_PARTITION_REASSIGNMENTS,
         ApiKey::ListPartitionReassignments => &LIST_PARTITION_REASSIGNMENTS,
         ApiKey::DescribeCluster => &DESCRIBE_CLUSTER,
+        ApiKey::OffsetForLeaderEpoch => &OFFSET_FOR_LEADER_EPOCH,
         _ => return None,
     })
 }

@@ -406,6 +406,26 @@ fn check(client: &mut RawClient, key: ApiKey, version: i16, topic_id: Uuid) {
             assert_eq!(r.error_code, 0, "{ctx}");
             assert!(r.topics.is_empty(), "{ctx}: {:?}", r.topics);
         }
+        ApiKey::OffsetForLeaderEpoch => {
+            use rivulet_protocol::kafka_protocol::messages::offset_for_leader_epoch_request::{
+                OffsetForLeaderPartition, OffsetForLeaderTopic,
+            };
+            let mut request = OffsetForLeaderEpochRequest::default().with_topics(vec![
+                OffsetForLeaderTopic::default()
+                    .with_topic(name(TOPIC))
+                    .with_partitions(vec![OffsetForLeaderPartition::default()
+                        .with_partition(0)
+                        .with_current_leader_epoch(-1)
+                        .with_leader_epoch(0)]),
+            ]);
+            if version >= 3 {
+                request = request.with_replica_id(BrokerId(-1));
+            }
+            let r: OffsetForLeaderEpochResponse = client.call(key, version, &request);
+            let p = &r.topics[0].partitions[0];
+            assert_eq!(p.error_code, 0, "{ctx}");
+            assert!(p.leader_epoch >= 0 && p.end_offset >= 0, "{ctx}: {p:?}");
+        }
         ApiKey::DescribeCluster => {
             let r: DescribeClusterResponse =
                 client.call(key, version, &DescribeClusterRequest::default());

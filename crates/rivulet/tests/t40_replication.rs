@@ -436,3 +436,89 @@ fn a_follower_that_stops_fetching_leaves_the_isr_and_returns_once_caught_up() {
     eprintln!("ISR grew back {took:?} after the follower resumed");
     wait_identical_logs(&mut c, "laggy", Duration::from_secs(10));
 }
+
+#[test]
+fn a_rolling_restart_with_controlled_shutdown_fails_no_write() {
+    let mut c = TestCluster::start(3, SETTINGS);
+    let bootstrap = c.bootstrap();
+    create(&bootstrap, "rolling", 1, 3, &[("min.insync.replicas", "2")]);
+    wait_fully_replicated(&mut c, "rolling", Duration::from_secs(20));
+    let (producer, recorder) = numbered_producer(&bootstrap);
+    let values: Vec<String> = (0..1_000_000u64).map(|i| i.to_string()).collect();
+    let mut sent = 0usize;
+    let send_for = |d: Duration, sent: &mut usize| {
+        let until = Instant::now() + d;
+        while Instant::now() < until {
+            if *sent - recorder.acked() < 500 {
+                let record = BaseRecord::<(), String, usize>::with_opaque_to("rolling", *sent)
+                    .partition(0)
+                    .payload(&values[*sent]);
+                if producer.send(record).is_ok() {
+                    *sent += 1;
+                }
+            }
+            producer.poll(Duration::from_millis(1));
+        }
+    };
+    send_for(Duration::from_secs(1), &mut sent);
+    // Restart every node in turn, the leader of the moment first, each with SIGTERM.
+    let mut order: Vec<i32> = Vec::new();
+    for _ in 0..3 {
+        let observer = running(&mut c, 0);
+        let view = c.view(observer);
+        let leader = partition0(&view, "rolling").expect("partition").leader;
+        let next = if order.contains(&leader) {
+            (1..=3)
+                .find(|id| !order.contains(id))
+                .expect("a node not restarted yet")
+        } else {
+            leader
+        };
+        order.push(next);
+        let acked_before = recorder.acked();
+        eprintln!("SIGTERM to node {next} (leader {leader}), {acked_before} acknowledged so far");
+        c.node(next).terminate_cleanly();
+        let observer = running(&mut c, next);
+        let view = c.view(observer);
+        let p = partition0(&view, "rolling").expect("partition");
+        assert_ne!(p.leader, next, "leadership moved before node {next} exited");
+        assert!(
+            p.leader >= 0,
+            "the partition has a leader while node {next} is down"
+        );
+        send_for(Duration::from_secs(2), &mut sent);
+        c.node(next).restart();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            send_for(Duration::from_millis(200), &mut sent);
+            let v = c.view(observer);
+            if partition0(&v, "rolling").is_some_and(|p| p.isr.len() == 3) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {next} did not rejoin the ISR"
+            );
+        }
+    }
+    producer
+        .flush(Duration::from_secs(60))
+        .expect("every message delivered");
+    producer.poll(Duration::ZERO);
+    let reports = recorder.take();
+    let failed: Vec<&(usize, Result<(i32, i64), String>)> =
+        reports.iter().filter(|(_, r)| r.is_err()).collect();
+    assert!(
+        failed.is_empty(),
+        "failed deliveries: {:?}",
+        &failed[..failed.len().min(5)]
+    );
+    assert_eq!(reports.len(), sent, "a report for every message");
+    let read = read_numbers(&c.bootstrap(), "rolling", sent);
+    assert_eq!(
+        read,
+        (0..sent as u64).collect::<Vec<_>>(),
+        "every message, once, in order"
+    );
+    eprintln!("{sent} messages through a rolling restart of {order:?}, none failed");
+}
