@@ -331,6 +331,9 @@ fn a_former_leader_truncates_what_only_it_had() {
         let consumer: rdkafka::consumer::BaseConsumer = rdkafka::config::ClientConfig::new()
             .set("bootstrap.servers", c.bootstrap())
             .set("group.id", "rivulet-diverge-check")
+            // No commits: there is no group coordinator yet, and closing a consumer with
+            // offsets to commit waits for one until session.timeout.ms.
+            .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "false")
             .create()
             .expect("consumer");
