@@ -1,11 +1,11 @@
 //! [`ReplicaManager`]: the partitions this broker hosts, kept in step with the metadata image.
 //!
 //! It owns the [`LogManager`]. Each new metadata image is applied by creating the logs of
-//! partitions assigned to this broker, deleting those of removed topics, and updating leader
-//! roles: each replica becomes leader or follower, and followed partitions go to the replica
-//! fetchers. Background timers write the offset checkpoints, apply retention and flush by time
-//! (Kafka's `log.flush.offset.checkpoint.interval.ms`, `log.retention.check.interval.ms`,
-//! `flush.ms`). Log file work runs on blocking threads.
+//! partitions assigned to this broker, deleting those of removed topics, and setting each
+//! replica's role: leader or follower, the followed partitions going to the replica fetchers.
+//! Background timers write the offset checkpoints, apply retention and flush by time (Kafka's
+//! `log.flush.offset.checkpoint.interval.ms` and `replica.high.watermark.checkpoint.interval.ms`,
+//! `log.retention.check.interval.ms`, `flush.ms`). Log file work runs on blocking threads.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -221,10 +221,13 @@ impl ReplicaManager {
     ) {
         let every = |ms: i64| Duration::from_millis(ms.clamp(10, 24 * 3600 * 1000) as u64);
         let jobs: [(Duration, &'static str); 3] = [
+            // One timer writes both the recovery points and the high watermarks, as often as
+            // the more frequent of the two settings asks.
             (
-                every(i64::from(
-                    self.config.log_flush_offset_checkpoint_interval_ms,
-                )),
+                every(
+                    i64::from(self.config.log_flush_offset_checkpoint_interval_ms)
+                        .min(self.config.replica_high_watermark_checkpoint_interval_ms),
+                ),
                 "checkpoint",
             ),
             (
