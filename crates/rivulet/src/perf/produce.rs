@@ -7,6 +7,10 @@
 //! latency in a histogram of microseconds with 3 significant digits. The time a send waits for
 //! room in a full producer queue counts in the record's latency, as it does in the Kafka tool
 //! (whose `send` blocks while `buffer.memory` is full).
+//!
+//! With `--warmup-records N` (as in Kafka 4.0's tool) the first N records are sent and counted
+//! in the whole-run figures, and a second, steady-state report leaves them out: its throughput
+//! runs from the first send after the warm-up to the last delivery report.
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -25,6 +29,8 @@ use super::{client_config, mb_per_sec, parse_duration, parse_key_value, per_sec}
 const KEPT_ERRORS: usize = 5;
 /// Highest latency the histogram tracks (larger values count as this): one hour, in µs.
 const MAX_LATENCY_US: u64 = 3_600_000_000;
+/// Set in a warm-up record's delivery opaque (the rest of which is its send time in ns).
+const WARMUP_BIT: usize = 1 << (usize::BITS - 1);
 
 /// Arguments of `rivulet perf produce`.
 #[derive(clap::Args)]
@@ -38,6 +44,10 @@ pub struct Args {
     /// Records to send (default 100000 unless --duration is given).
     #[arg(long, conflicts_with = "duration")]
     records: Option<u64>,
+    /// Records sent first and left out of the steady-state report (they count in the
+    /// whole-run report). Part of --records, not in addition to it.
+    #[arg(long, default_value_t = 0)]
+    warmup_records: u64,
     /// Send for this long instead of a number of records (e.g. 30, 30s, 2m).
     #[arg(long, value_parser = parse_duration)]
     duration: Option<Duration>,
@@ -90,14 +100,43 @@ pub struct Args {
     json: bool,
 }
 
-/// What the delivery reports have told so far.
-struct Stats {
+/// Delivery outcomes of a set of records.
+#[derive(Clone)]
+struct Phase {
     /// Send-to-delivery-report latency of acknowledged records, µs.
     latency_us: Histogram<u64>,
     /// Records acknowledged.
     acked: u64,
     /// Records whose delivery failed.
     failed: u64,
+}
+
+impl Phase {
+    fn new() -> anyhow::Result<Phase> {
+        Ok(Phase {
+            latency_us: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
+                .context("latency histogram")?,
+            acked: 0,
+            failed: 0,
+        })
+    }
+
+    fn record(&mut self, acked: bool, latency_us: u64) {
+        if acked {
+            self.acked += 1;
+            self.latency_us.saturating_record(latency_us.max(1));
+        } else {
+            self.failed += 1;
+        }
+    }
+}
+
+/// What the delivery reports have told so far.
+struct Stats {
+    /// Every record.
+    all: Phase,
+    /// The records after the warm-up.
+    steady: Phase,
     /// When the last report arrived.
     last_report: Option<Instant>,
     /// The first few distinct error messages, with counts.
@@ -144,24 +183,26 @@ impl ClientContext for PerfContext {}
 impl ProducerContext for PerfContext {
     type DeliveryOpaque = usize;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, sent_ns: usize) {
+    fn delivery(&self, result: &DeliveryResult<'_>, opaque: usize) {
         let now = Instant::now();
+        let warmup = opaque & WARMUP_BIT != 0;
+        let sent_ns = opaque & !WARMUP_BIT;
         let latency_us = (self.now_ns().saturating_sub(sent_ns) / 1000) as u64;
         let mut stats = self.stats();
         stats.last_report = Some(now);
+        let acked = result.is_ok();
+        stats.all.record(acked, latency_us);
+        if !warmup {
+            stats.steady.record(acked, latency_us);
+        }
         match result {
             Ok(_) => {
-                stats.acked += 1;
-                stats.latency_us.saturating_record(latency_us.max(1));
                 let w = &mut stats.window;
                 w.1 += 1;
                 w.2 += latency_us;
                 w.3 = w.3.max(latency_us);
             }
-            Err((e, _)) => {
-                stats.failed += 1;
-                stats.note_error(e.to_string());
-            }
+            Err((e, _)) => stats.note_error(e.to_string()),
         }
         if !self.reporting_interval.is_zero()
             && now.duration_since(stats.window.0) >= self.reporting_interval
@@ -185,7 +226,7 @@ impl ProducerContext for PerfContext {
     }
 }
 
-/// The outcome of a run.
+/// The outcome of a run, or of its steady state.
 struct Report {
     acked: u64,
     failed: u64,
@@ -194,7 +235,6 @@ struct Report {
     bytes: u64,
     secs: f64,
     latency_us: Histogram<u64>,
-    errors: Vec<(String, u64)>,
 }
 
 impl Report {
@@ -229,13 +269,9 @@ impl Report {
         )
     }
 
-    fn json(&self, args: &Args) -> serde_json::Value {
+    /// The figures as JSON fields.
+    fn json(&self) -> serde_json::Value {
         serde_json::json!({
-            "tool": "produce",
-            "topic": args.topic,
-            "acks": args.acks,
-            "record_size": args.record_size,
-            "compression": args.compression,
             "records": self.acked,
             "bytes": self.bytes,
             "elapsed_s": self.secs,
@@ -250,9 +286,6 @@ impl Report {
                 "max": Self::ms(self.latency_us.max()),
             },
             "errors": self.errors(),
-            "error_messages": self.errors.iter()
-                .map(|(m, n)| serde_json::json!({"message": m, "count": n}))
-                .collect::<Vec<_>>(),
         })
     }
 }
@@ -326,10 +359,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         record_size: args.record_size,
         reporting_interval: args.reporting_interval,
         stats: Mutex::new(Stats {
-            latency_us: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
-                .context("latency histogram")?,
-            acked: 0,
-            failed: 0,
+            all: Phase::new()?,
+            steady: Phase::new()?,
             last_report: None,
             errors: Vec::new(),
             window: (start, 0, 0, 0),
@@ -341,7 +372,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let context = producer.context();
     eprintln!(
         "producing {} of {} bytes to {} (acks={acks}, compression={}, linger.ms={}, \
-         batch.size={}, idempotence={}, throughput cap={})",
+         batch.size={}, idempotence={}, throughput cap={}, warm-up records={})",
         match (records, args.duration) {
             (Some(n), _) => format!("{n} records"),
             (None, Some(d)) => format!("records for {d:?}"),
@@ -358,34 +389,45 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         } else {
             "none".to_string()
         },
+        args.warmup_records,
     );
 
     let value = payload(args.record_size);
-    let mut sent: u64 = 0;
-    let mut send_errors: u64 = 0;
+    // Records handed to librdkafka, and sends it refused, in all and after the warm-up.
+    let (mut sent, mut steady_sent) = (0u64, 0u64);
+    let (mut send_errors, mut steady_send_errors) = (0u64, 0u64);
     // A client that cannot enqueue for this long is stuck: stop rather than hang.
     let stuck_after = Duration::from_secs(120);
     let send_start = Instant::now();
+    let mut steady_start: Option<Instant> = None;
     loop {
+        let attempted = sent + send_errors;
         match (records, args.duration) {
-            (Some(n), _) if sent >= n => break,
+            (Some(n), _) if attempted >= n => break,
             (None, Some(d)) if send_start.elapsed() >= d => break,
             _ => {}
         }
         if args.throughput > 0.0 {
-            let due = Duration::from_secs_f64(sent as f64 / args.throughput);
+            let due = Duration::from_secs_f64(attempted as f64 / args.throughput);
             let elapsed = send_start.elapsed();
             if due > elapsed {
                 std::thread::sleep(due - elapsed);
             }
         }
+        let warmup = attempted < args.warmup_records;
+        let now_ns = context.now_ns();
+        if !warmup && steady_start.is_none() {
+            steady_start = Some(Instant::now());
+        }
+        let opaque = if warmup { now_ns | WARMUP_BIT } else { now_ns };
         let mut record: BaseRecord<'_, [u8], [u8], usize> =
-            BaseRecord::with_opaque_to(&args.topic, context.now_ns()).payload(&value[..]);
+            BaseRecord::with_opaque_to(&args.topic, opaque).payload(&value[..]);
         let blocked_since = Instant::now();
         loop {
             match producer.send(record) {
                 Ok(()) => {
                     sent += 1;
+                    steady_sent += u64::from(!warmup);
                     break;
                 }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
@@ -400,6 +442,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 }
                 Err((e, _)) => {
                     send_errors += 1;
+                    steady_send_errors += u64::from(!warmup);
                     context.stats().note_error(format!("send: {e}"));
                     break;
                 }
@@ -421,40 +464,74 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     loop {
         let done = {
             let s = context.stats();
-            s.acked + s.failed >= sent
+            s.all.acked + s.all.failed >= sent
         };
         if done || settle.elapsed() > Duration::from_secs(10) {
             break;
         }
         std::thread::sleep(Duration::from_millis(1));
     }
-    let report = {
+    let (whole, steady, errors) = {
         let s = context.stats();
         let end = s.last_report.unwrap_or_else(Instant::now);
-        Report {
-            acked: s.acked,
-            failed: s.failed + sent.saturating_sub(s.acked + s.failed),
+        let report = |phase: &Phase, sent: u64, send_errors: u64, since: Instant| Report {
+            acked: phase.acked,
+            // Records never reported count as failed.
+            failed: phase.failed + sent.saturating_sub(phase.acked + phase.failed),
             send_errors,
-            bytes: s.acked * args.record_size as u64,
-            secs: end.duration_since(send_start).as_secs_f64(),
-            latency_us: s.latency_us.clone(),
-            errors: s.errors.clone(),
-        }
+            bytes: phase.acked * args.record_size as u64,
+            secs: end.saturating_duration_since(since).as_secs_f64(),
+            latency_us: phase.latency_us.clone(),
+        };
+        let whole = report(&s.all, sent, send_errors, send_start);
+        let steady = match steady_start {
+            Some(since) if args.warmup_records > 0 => {
+                Some(report(&s.steady, steady_sent, steady_send_errors, since))
+            }
+            _ => None,
+        };
+        (whole, steady, s.errors.clone())
     };
     drop(producer);
-    if args.json {
-        eprintln!("{}", report.human());
-        println!("{}", report.json(args));
-    } else {
-        println!("{}", report.human());
+    let steady_label = format!(
+        "steady state (after {} warm-up records): ",
+        args.warmup_records
+    );
+    let mut human = whole.human();
+    if let Some(steady) = &steady {
+        human = format!("{human}\n{steady_label}{}", steady.human());
     }
-    for (message, count) in &report.errors {
+    if args.json {
+        eprintln!("{human}");
+        // The whole run's figures at the top level, the steady state's in their own object.
+        let mut json = whole.json();
+        let settings = serde_json::json!({
+            "tool": "produce",
+            "topic": args.topic,
+            "acks": acks,
+            "record_size": args.record_size,
+            "compression": args.compression,
+            "throughput_cap": args.throughput,
+            "warmup_records": args.warmup_records,
+            "steady_state": steady.as_ref().map(Report::json),
+            "error_messages": errors.iter()
+                .map(|(m, n)| serde_json::json!({"message": m, "count": n}))
+                .collect::<Vec<_>>(),
+        });
+        if let (Some(out), serde_json::Value::Object(settings)) = (json.as_object_mut(), settings) {
+            out.extend(settings);
+        }
+        println!("{json}");
+    } else {
+        println!("{human}");
+    }
+    for (message, count) in &errors {
         eprintln!("error ({count}x): {message}");
     }
     ensure!(
-        report.errors() == 0,
+        whole.errors() == 0,
         "{} of {} records were not acknowledged",
-        report.errors(),
+        whole.errors(),
         sent + send_errors
     );
     Ok(())
