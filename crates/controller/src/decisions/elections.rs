@@ -1,4 +1,4 @@
-//! Leader elections: when a broker goes ([`without_broker`]), on request (ElectLeaders,
+//! Leader elections: when a broker goes (`without_broker`), on request (ElectLeaders,
 //! [`elect_leaders`]) and the periodic preferred-leader rebalance ([`rebalance_leaders`],
 //! Kafka's `auto.leader.rebalance.enable`).
 //!
