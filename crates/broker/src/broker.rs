@@ -453,9 +453,10 @@ impl Broker {
             }
         }
         let grpc = start_replication(&state, cluster_id, &shutdown, &tasks);
+        // Subscribe before the first sync, so no image published in between is missed.
+        spawn_partition_sync(&state, shutdown.clone(), &tasks);
         state.sync_partitions().await;
         replicas.spawn_maintenance(shutdown.clone(), &tasks);
-        spawn_partition_sync(&state, shutdown.clone(), &tasks);
         let service = service::broker_service(Arc::clone(&state), service::QUEUED_MAX_REQUESTS);
         let connections = Arc::new(Semaphore::new(config.max_connections.max(1) as usize));
         for (name, socket, local) in listeners {
@@ -619,7 +620,8 @@ fn start_replication(
     tx
 }
 
-/// Applies every new metadata image to the hosted partitions.
+/// Applies every new metadata image to the hosted partitions. It subscribes at once, so every
+/// image published after this call is applied.
 fn spawn_partition_sync(
     state: &Arc<BrokerState>,
     shutdown: CancellationToken,
