@@ -43,8 +43,27 @@ pub struct TestCluster {
 }
 
 impl TestCluster {
-    /// Starts `n` nodes with `settings` added to each, and waits until every one serves.
+    /// Starts `n` nodes with `settings` added to each, and waits until every one serves. A port
+    /// picked free can be taken before a node binds it (another test's outgoing connection gets
+    /// it as its ephemeral port): then the whole cluster starts again on fresh ports.
     pub fn start(n: i32, settings: &[(&str, &str)]) -> TestCluster {
+        for attempt in 1..=5 {
+            match Self::try_start(n, settings) {
+                Ok(c) => return c,
+                Err(log) if attempt < 5 => {
+                    eprintln!(
+                        "a cluster port was taken (attempt {attempt}); retrying:\n{}",
+                        tail(&log, 5)
+                    )
+                }
+                Err(log) => panic!("a cluster port stayed taken:\n{}", tail(&log, 40)),
+            }
+        }
+        unreachable!("the loop returns or panics")
+    }
+
+    /// One attempt of [`Self::start`]: `Err` (with the log) when a port was in use.
+    fn try_start(n: i32, settings: &[(&str, &str)]) -> Result<TestCluster, String> {
         let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
         let voters = ports
             .iter()
@@ -70,19 +89,22 @@ impl TestCluster {
         for node in &mut nodes {
             match node.spawn() {
                 Ok(o) => offsets.push(o),
-                Err(StartError::AddressInUse(log) | StartError::Failed(log)) => {
+                Err(StartError::AddressInUse(log)) => return Err(log),
+                Err(StartError::Failed(log)) => {
                     panic!("node {} did not start:\n{}", node.node_id(), tail(&log, 40))
                 }
             }
         }
         for (node, offset) in nodes.iter_mut().zip(offsets) {
-            if let Err(StartError::AddressInUse(log) | StartError::Failed(log)) =
-                node.wait_started(offset)
-            {
-                panic!("node {} did not start:\n{}", node.node_id(), tail(&log, 60));
+            match node.wait_started(offset) {
+                Ok(()) => {}
+                Err(StartError::AddressInUse(log)) => return Err(log),
+                Err(StartError::Failed(log)) => {
+                    panic!("node {} did not start:\n{}", node.node_id(), tail(&log, 60))
+                }
             }
         }
-        TestCluster { nodes }
+        Ok(TestCluster { nodes })
     }
 
     /// Node `id`.
