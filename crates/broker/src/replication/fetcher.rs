@@ -559,3 +559,57 @@ fn truncation_point(partition: &Partition, leader_epoch: i32, end_offset: i64) -
         (own_end.max(0).min(local.log_end_offset), false)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rivulet_storage::batch::testing::{build_batch, BatchSpec};
+    use rivulet_storage::log_manager::write_log;
+    use rivulet_storage::{LogConfig, LogManager};
+
+    /// A follower replica whose log holds `runs` of (leader epoch, record count), with its
+    /// high watermark at `hw`.
+    fn follower(dir: &std::path::Path, runs: &[(i32, usize)], hw: i64) -> Partition {
+        let logs = LogManager::open(&[dir.to_path_buf()], |_| LogConfig::default(), 1, 0)
+            .expect("log manager");
+        let tp = TopicPartition::new("t", 0);
+        let log = logs
+            .get_or_create(&tp, LogConfig::default(), 0)
+            .expect("log");
+        {
+            let mut l = write_log(&log);
+            for (epoch, n) in runs {
+                let values: Vec<&[u8]> = vec![b"x"; *n];
+                l.append_as_leader(&build_batch(&BatchSpec::default(), &values), *epoch, 0)
+                    .expect("append");
+            }
+            l.set_high_watermark(hw);
+        }
+        Partition::new(tp, uuid::Uuid::nil(), log, 1)
+    }
+
+    #[test]
+    fn truncation_follows_kafkas_rules() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // Epoch 0 wrote offsets 0-2, epoch 1 offsets 3-4.
+        let p = follower(dir.path(), &[(0, 3), (1, 2)], 2);
+        // The leader's epoch 1 ended at 4: drop offset 4 only.
+        assert_eq!(truncation_point(&p, 1, 4), (4, true));
+        // The leader's epoch 1 went further: keep everything.
+        assert_eq!(truncation_point(&p, 1, 9), (5, true));
+        // The leader never had epoch 1; its epoch 0 ends at 3 (as here) or earlier.
+        assert_eq!(truncation_point(&p, 0, 3), (3, true));
+        assert_eq!(truncation_point(&p, 0, 2), (2, true));
+        // No answer: keep what the high watermark covers.
+        assert_eq!(truncation_point(&p, -1, -1), (2, true));
+    }
+
+    #[test]
+    fn an_epoch_the_follower_lacks_cuts_back_and_asks_again() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // Epoch 0 wrote offsets 0-2, epoch 2 offsets 3-4; the leader names epoch 1, which
+        // this replica never saw: cut to where its epoch 0 ends, then ask about epoch 0.
+        let p = follower(dir.path(), &[(0, 3), (2, 2)], 0);
+        assert_eq!(truncation_point(&p, 1, 4), (3, false));
+    }
+}
