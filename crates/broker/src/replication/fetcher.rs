@@ -454,7 +454,7 @@ impl ReplicaFetcher {
             }
             _ => {
                 tracing::debug!(partition = %tp, error = ?error, code = fetched.error_code, "replica fetch error; backing off");
-                f.state = FetchState::Delayed(Instant::now() + backoff);
+                f.state = FetchState::Delayed(Instant::now() + retry_after(error, backoff));
             }
         }
     }
@@ -517,7 +517,8 @@ impl ReplicaFetcher {
             };
             if end.error_code != 0 {
                 tracing::debug!(partition = %tp, code = end.error_code, "epoch query refused; backing off");
-                f.state = FetchState::Delayed(Instant::now() + backoff);
+                let error = ResponseError::try_from_code(end.error_code as i16);
+                f.state = FetchState::Delayed(Instant::now() + retry_after(error, backoff));
                 continue;
             }
             let partition = Arc::clone(&f.target.partition);
@@ -538,6 +539,26 @@ impl ReplicaFetcher {
             }
         }
         Ok(())
+    }
+}
+
+/// The longest a partition waits after `error` when the leader is only behind on metadata.
+const METADATA_LAG_RETRY: Duration = Duration::from_millis(50);
+
+/// How long a partition backs off after `error` from its leader. The metadata named that broker
+/// leader under this epoch, so an unknown partition, "not the leader" or an unknown (newer)
+/// epoch mean the leader has not applied the same metadata yet, which takes milliseconds:
+/// retrying after a full `replica.fetch.backoff.ms` would stall acks=all writes on a new topic
+/// or leader for that long. Other errors wait the whole back-off.
+fn retry_after(error: Option<ResponseError>, backoff: Duration) -> Duration {
+    match error {
+        Some(
+            ResponseError::UnknownTopicOrPartition
+            | ResponseError::UnknownTopicId
+            | ResponseError::NotLeaderOrFollower
+            | ResponseError::UnknownLeaderEpoch,
+        ) => backoff.min(METADATA_LAG_RETRY),
+        _ => backoff,
     }
 }
 
@@ -602,6 +623,26 @@ mod tests {
         assert_eq!(truncation_point(&p, 0, 2), (2, true));
         // No answer: keep what the high watermark covers.
         assert_eq!(truncation_point(&p, -1, -1), (2, true));
+    }
+
+    #[test]
+    fn a_leader_behind_on_metadata_is_retried_soon() {
+        let backoff = Duration::from_secs(1);
+        for e in [
+            ResponseError::UnknownTopicOrPartition,
+            ResponseError::NotLeaderOrFollower,
+            ResponseError::UnknownLeaderEpoch,
+        ] {
+            assert_eq!(retry_after(Some(e), backoff), METADATA_LAG_RETRY, "{e:?}");
+        }
+        assert_eq!(
+            retry_after(Some(ResponseError::FencedLeaderEpoch), backoff),
+            backoff
+        );
+        assert_eq!(
+            retry_after(None, Duration::from_millis(10)),
+            Duration::from_millis(10)
+        );
     }
 
     #[test]
