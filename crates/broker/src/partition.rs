@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::metadata::PartitionImage;
-use crate::replication::isr_state::{IsrState, NotAReplica};
+use crate::replication::isr_state::{IsrProposal, IsrState, NotAReplica};
 
 /// Offsets of a partition at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -362,7 +362,7 @@ impl Partition {
         fetch_offset: i64,
         leader_epoch: i32,
         now_ms: i64,
-    ) -> Result<Option<(Vec<i32>, i32, i32)>, ResponseError> {
+    ) -> Result<Option<IsrProposal>, ResponseError> {
         self.check_leader_epoch(leader_epoch)?;
         let leo = *self.log_end.borrow();
         if fetch_offset > leo {
@@ -378,28 +378,23 @@ impl Partition {
         }
         let hw = self.maybe_advance_high_watermark();
         let guard = self.isr_state();
-        Ok(guard.as_ref().and_then(|s| {
-            s.expansion(replica, hw)
-                .map(|isr| (isr, s.leader_epoch, s.partition_epoch))
-        }))
+        Ok(guard.as_ref().and_then(|s| s.expansion(replica, hw)))
     }
 
-    /// The ISR to propose without followers that fell behind for `lag_max_ms`, with the leader
-    /// and partition epochs it is based on.
-    pub fn isr_shrink(&self, now_ms: i64, lag_max_ms: i64) -> Option<(Vec<i32>, i32, i32)> {
-        let guard = self.isr_state();
-        let s = guard.as_ref()?;
-        s.shrink(now_ms, lag_max_ms)
-            .map(|isr| (isr, s.leader_epoch, s.partition_epoch))
+    /// The ISR to propose without followers that fell behind for `lag_max_ms`.
+    pub fn isr_shrink(&self, now_ms: i64, lag_max_ms: i64) -> Option<IsrProposal> {
+        self.isr_state().as_ref()?.shrink(now_ms, lag_max_ms)
     }
 
-    /// Marks `isr` as proposed to the controller (or clears the mark with `None`), provided the
-    /// leader still acts under `leader_epoch` and `partition_epoch`.
-    pub fn set_pending_isr(&self, isr: Option<Vec<i32>>, leader_epoch: i32, partition_epoch: i32) {
+    /// Marks `proposal` as in flight to the controller (or, with `in_flight` false, clears the
+    /// mark after a refusal), provided the leader still acts under the epochs it was based on.
+    pub fn set_pending_isr(&self, proposal: &IsrProposal, in_flight: bool) {
         let mut guard = self.isr_state();
         if let Some(s) = guard.as_mut() {
-            if s.leader_epoch == leader_epoch && s.partition_epoch == partition_epoch {
-                s.pending = isr;
+            if s.leader_epoch == proposal.leader_epoch
+                && s.partition_epoch == proposal.partition_epoch
+            {
+                s.pending = in_flight.then(|| proposal.isr.clone());
             }
         }
         drop(guard);

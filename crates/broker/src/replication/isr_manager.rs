@@ -16,6 +16,7 @@ use tokio_util::task::TaskTracker;
 use crate::metadata::{AlterPartition, MetadataStore};
 use crate::now_ms;
 use crate::partition::Partition;
+use crate::replication::isr_state::IsrProposal;
 
 /// Sends ISR changes for the partitions this broker leads.
 #[derive(Clone)]
@@ -42,23 +43,17 @@ impl IsrManager {
         }
     }
 
-    /// Proposes `isr` for `partition`, based on its leader and partition epochs.
-    pub fn propose(
-        &self,
-        partition: Arc<Partition>,
-        isr: Vec<i32>,
-        leader_epoch: i32,
-        partition_epoch: i32,
-    ) {
-        partition.set_pending_isr(Some(isr.clone()), leader_epoch, partition_epoch);
+    /// Sends `proposal` for `partition` to the controller.
+    pub fn propose(&self, partition: Arc<Partition>, proposal: IsrProposal) {
+        partition.set_pending_isr(&proposal, true);
         let request = AlterPartition {
             broker_id: self.node_id,
             broker_epoch: self.store.broker_epoch(),
             topic_id: partition.topic_id(),
             partition: partition.topic_partition().partition,
-            leader_epoch,
-            partition_epoch,
-            new_isr: isr,
+            leader_epoch: proposal.leader_epoch,
+            partition_epoch: proposal.partition_epoch,
+            new_isr: proposal.isr.clone(),
         };
         let store = Arc::clone(&self.store);
         let shutdown = self.shutdown.clone();
@@ -81,7 +76,7 @@ impl IsrManager {
                         error = %e,
                         "ISR change refused"
                     );
-                    partition.set_pending_isr(None, leader_epoch, partition_epoch);
+                    partition.set_pending_isr(&proposal, false);
                 }
             }
         });
@@ -106,10 +101,9 @@ impl IsrManager {
                 }
                 let now = now_ms();
                 for p in leaders() {
-                    if let Some((isr, leader_epoch, partition_epoch)) = p.isr_shrink(now, lag_max_ms)
-                    {
-                        tracing::info!(partition = %p.topic_partition(), new_isr = ?isr, "followers fell behind; shrinking the ISR");
-                        this.propose(p, isr, leader_epoch, partition_epoch);
+                    if let Some(proposal) = p.isr_shrink(now, lag_max_ms) {
+                        tracing::info!(partition = %p.topic_partition(), new_isr = ?proposal.isr, "followers fell behind; shrinking the ISR");
+                        this.propose(p, proposal);
                     }
                 }
             }

@@ -43,6 +43,18 @@ impl FollowerProgress {
     }
 }
 
+/// An ISR change a leader proposes to the controller, with the leader and partition epochs it
+/// is based on (the controller refuses it if either moved on).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IsrProposal {
+    /// The proposed ISR.
+    pub isr: Vec<i32>,
+    /// The leader epoch the leader acts under.
+    pub leader_epoch: i32,
+    /// The partition epoch of the committed state the change starts from.
+    pub partition_epoch: i32,
+}
+
 /// A replica that asked to fetch is not one of the partition's replicas.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("broker {0} is not a replica of this partition")]
@@ -166,8 +178,16 @@ impl IsrState {
             .unwrap_or(leader_leo)
     }
 
+    fn proposal(&self, isr: Vec<i32>) -> IsrProposal {
+        IsrProposal {
+            isr,
+            leader_epoch: self.leader_epoch,
+            partition_epoch: self.partition_epoch,
+        }
+    }
+
     /// The ISR to propose if `replica` may join it now (high watermark `hw`), or `None`.
-    pub fn expansion(&self, replica: i32, hw: i64) -> Option<Vec<i32>> {
+    pub fn expansion(&self, replica: i32, hw: i64) -> Option<IsrProposal> {
         if self.pending.is_some() || self.isr.contains(&replica) {
             return None;
         }
@@ -175,14 +195,14 @@ impl IsrState {
         if f.log_end_offset >= hw && f.log_end_offset >= self.epoch_start_offset {
             let mut isr = self.isr.clone();
             isr.push(replica);
-            Some(isr)
+            Some(self.proposal(isr))
         } else {
             None
         }
     }
 
     /// The ISR to propose without the followers not caught up for `lag_max_ms`, or `None`.
-    pub fn shrink(&self, now_ms: i64, lag_max_ms: i64) -> Option<Vec<i32>> {
+    pub fn shrink(&self, now_ms: i64, lag_max_ms: i64) -> Option<IsrProposal> {
         if self.pending.is_some() {
             return None;
         }
@@ -196,7 +216,7 @@ impl IsrState {
         if !self.isr.iter().any(lagging) {
             return None;
         }
-        Some(self.isr.iter().copied().filter(|r| !lagging(r)).collect())
+        Some(self.proposal(self.isr.iter().copied().filter(|r| !lagging(r)).collect()))
     }
 }
 
@@ -251,7 +271,7 @@ mod tests {
         assert_eq!(s.expansion(3, 40), None, "below the epoch start offset");
         s.record_fetch(3, 55, 60, 2).unwrap();
         assert_eq!(s.expansion(3, 58), None, "below the high watermark");
-        assert_eq!(s.expansion(3, 55), Some(vec![1, 2, 3]));
+        assert_eq!(s.expansion(3, 55).map(|p| p.isr), Some(vec![1, 2, 3]));
         s.pending = Some(vec![1, 2, 3]);
         assert_eq!(s.expansion(3, 55), None, "one change in flight at a time");
         assert_eq!(s.expansion(2, 0), None, "already in the ISR");
@@ -267,7 +287,7 @@ mod tests {
             s.record_fetch(3, 50, leo, t).unwrap();
         }
         assert_eq!(s.shrink(1_300, 30_000), None);
-        assert_eq!(s.shrink(31_001, 30_000), Some(vec![1, 2]));
+        assert_eq!(s.shrink(31_001, 30_000).map(|p| p.isr), Some(vec![1, 2]));
         // Reaching the previous fetch's log end counts as caught up at that fetch.
         s.record_fetch(3, 130, 140, 31_100).unwrap();
         assert_eq!(s.follower(3).map(|f| f.last_caught_up_ms), Some(1_300));

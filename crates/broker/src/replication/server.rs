@@ -104,10 +104,9 @@ impl ReplicaServer {
                         Err(ResponseError::OffsetOutOfRange) => None,
                         Err(e) => return Err(e),
                     };
-                    if let Some((isr, leader_epoch, partition_epoch)) = joins {
-                        tracing::info!(partition = %part.topic_partition(), replica = req.replica_id, new_isr = ?isr, "follower caught up; expanding the ISR");
-                        self.isr
-                            .propose(Arc::clone(&part), isr, leader_epoch, partition_epoch);
+                    if let Some(proposal) = joins {
+                        tracing::info!(partition = %part.topic_partition(), replica = req.replica_id, new_isr = ?proposal.isr, "follower caught up; expanding the ISR");
+                        self.isr.propose(Arc::clone(&part), proposal);
                     }
                     Ok(part)
                 });
