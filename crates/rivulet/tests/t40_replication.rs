@@ -129,6 +129,31 @@ fn numbered_producer(bootstrap: &str) -> (BaseProducer<Recorder>, Recorder) {
     (producer, recorder)
 }
 
+/// For `d`, sends the next numbers (`sent`, `sent + 1`, ...) to `topic`-0, keeping at most
+/// `in_flight` unacknowledged: a steady stream, not one burst.
+fn send_numbers(
+    producer: &BaseProducer<Recorder>,
+    recorder: &Recorder,
+    topic: &str,
+    in_flight: usize,
+    sent: &mut usize,
+    d: Duration,
+) {
+    let until = Instant::now() + d;
+    while Instant::now() < until {
+        if *sent - recorder.acked() < in_flight {
+            let value = sent.to_string();
+            let record = BaseRecord::<(), String, usize>::with_opaque_to(topic, *sent)
+                .partition(0)
+                .payload(&value);
+            if producer.send(record).is_ok() {
+                *sent += 1;
+            }
+        }
+        producer.poll(Duration::from_millis(1));
+    }
+}
+
 /// Reads `topic`-0 from the beginning until `count` messages came, or nothing new arrives for a
 /// while; returns the numbers in the order read.
 fn read_numbers(bootstrap: &str, topic: &str, at_least: usize) -> Vec<u64> {
@@ -171,22 +196,9 @@ fn acks_all_writes_survive_repeated_leader_kills() {
     create(&bootstrap, "numbers", 1, 3, &[("min.insync.replicas", "2")]);
     wait_fully_replicated(&mut c, "numbers", Duration::from_secs(20));
     let (producer, recorder) = numbered_producer(&bootstrap);
-    let values: Vec<String> = (0..1_000_000u64).map(|i| i.to_string()).collect();
     let mut sent = 0usize;
     let send_for = |d: Duration, sent: &mut usize| {
-        let until = Instant::now() + d;
-        while Instant::now() < until {
-            // Keep a bounded number in flight: a steady stream, not one burst.
-            if *sent - recorder.acked() < 2_000 {
-                let record = BaseRecord::<(), String, usize>::with_opaque_to("numbers", *sent)
-                    .partition(0)
-                    .payload(&values[*sent]);
-                if producer.send(record).is_ok() {
-                    *sent += 1;
-                }
-            }
-            producer.poll(Duration::from_millis(1));
-        }
+        send_numbers(&producer, &recorder, "numbers", 2_000, sent, d)
     };
     send_for(Duration::from_secs(2), &mut sent);
     for round in 1..=3 {
@@ -467,22 +479,9 @@ fn a_rolling_restart_with_controlled_shutdown_fails_no_write() {
     create(&bootstrap, "rolling", 1, 3, &[("min.insync.replicas", "2")]);
     wait_fully_replicated(&mut c, "rolling", Duration::from_secs(20));
     let (producer, recorder) = numbered_producer(&bootstrap);
-    let values: Vec<String> = (0..1_000_000u64).map(|i| i.to_string()).collect();
     let mut sent = 0usize;
-    let send_for = |d: Duration, sent: &mut usize| {
-        let until = Instant::now() + d;
-        while Instant::now() < until {
-            if *sent - recorder.acked() < 500 {
-                let record = BaseRecord::<(), String, usize>::with_opaque_to("rolling", *sent)
-                    .partition(0)
-                    .payload(&values[*sent]);
-                if producer.send(record).is_ok() {
-                    *sent += 1;
-                }
-            }
-            producer.poll(Duration::from_millis(1));
-        }
-    };
+    let send_for =
+        |d: Duration, sent: &mut usize| send_numbers(&producer, &recorder, "rolling", 500, sent, d);
     send_for(Duration::from_secs(1), &mut sent);
     // Restart every node in turn, the leader of the moment first, each with SIGTERM.
     let mut order: Vec<i32> = Vec::new();
