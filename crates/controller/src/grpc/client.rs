@@ -93,6 +93,11 @@ fn unreachable(status: &tonic::Status) -> MetadataError {
     MetadataError::Timeout(format!("controller unreachable: {}", status.message()))
 }
 
+/// The longest one voter may take to answer one request before the client tries the others.
+/// Well above a healthy controller's commit time (a quorum round trip), well below the
+/// request deadline, and above the leader lease, so a new controller is found within it.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// A client of the controller quorum. Cheap to clone.
 #[derive(Clone)]
 pub struct ControllerClient {
@@ -151,7 +156,7 @@ impl ControllerClient {
     {
         let deadline = Instant::now() + self.timeout;
         let mut next = 0usize;
-        let mut last_error = MetadataError::Timeout("no controller answered".into());
+        let mut last_error: MetadataError;
         loop {
             let hinted = self.active.load(Ordering::Relaxed);
             let index = self
@@ -163,8 +168,12 @@ impl ControllerClient {
                     next % self.voters.len()
                 });
             let (voter, client) = &self.voters[index];
+            // One voter gets at most ATTEMPT_TIMEOUT: a controller that hangs (paused, or cut
+            // off after accepting the connection) must not hold the request until the deadline
+            // while another voter has taken over.
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let outcome = tokio::time::timeout(remaining, call(client.clone())).await;
+            let outcome =
+                tokio::time::timeout(remaining.min(ATTEMPT_TIMEOUT), call(client.clone())).await;
             match outcome {
                 Ok(Ok(value)) => {
                     self.active.store(voter.id, Ordering::Relaxed);
@@ -180,7 +189,14 @@ impl ControllerClient {
                     last_error = e;
                 }
                 Ok(Err(e)) => return Err(e),
-                Err(_) => {}
+                Err(_) => {
+                    // No answer in time: try the other voters.
+                    self.active.store(-1, Ordering::Relaxed);
+                    last_error = MetadataError::Timeout(format!(
+                        "controller {} did not answer within {ATTEMPT_TIMEOUT:?}",
+                        voter.id
+                    ));
+                }
             }
             if Instant::now() >= deadline {
                 return Err(match last_error {
