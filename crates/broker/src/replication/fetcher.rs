@@ -7,7 +7,9 @@
 //! `AbstractFetcherThread` rules, repeated until the epochs agree), then fetches from its log
 //! end. Each response's batches are appended as they came and the leader's high watermark
 //! adopted. Errors back one partition off (`replica.fetch.backoff.ms`) without stopping the
-//! others; a broken stream is reopened after the same back-off.
+//! others; a broken stream is reopened after the same back-off. A partition added while a
+//! request is parked on the leader (a long poll of up to `replica.fetch.wait.max.ms`) abandons
+//! that request on a fresh stream of the same connection, so it starts at once.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -192,6 +194,33 @@ struct Session {
     responses: Streaming<FetchResponse>,
 }
 
+/// Applies a manager's command to a fetcher's partitions: an added partition truncates first.
+fn apply_command(partitions: &mut HashMap<TopicPartition, Followed>, command: Command) {
+    match command {
+        Command::Add(tp, target) => {
+            partitions.insert(
+                tp,
+                Followed {
+                    target,
+                    state: FetchState::Truncating,
+                },
+            );
+        }
+        Command::Remove(tp) => {
+            partitions.remove(&tp);
+        }
+    }
+}
+
+/// Opens a `Fetch` stream on `client`'s connection.
+async fn open_stream(
+    client: &mut ReplicaServiceClient<Channel>,
+) -> Result<(mpsc::Sender<FetchRequest>, Streaming<FetchResponse>), RoundError> {
+    let (requests, rx) = mpsc::channel(1);
+    let responses = client.fetch(ReceiverStream::new(rx)).await?.into_inner();
+    Ok((requests, responses))
+}
+
 /// Fetches every partition this broker follows from one leader broker.
 pub struct ReplicaFetcher {
     leader: i32,
@@ -220,20 +249,7 @@ enum RoundError {
 
 impl ReplicaFetcher {
     fn apply(&mut self, command: Command) {
-        match command {
-            Command::Add(tp, target) => {
-                self.partitions.insert(
-                    tp,
-                    Followed {
-                        target,
-                        state: FetchState::Truncating,
-                    },
-                );
-            }
-            Command::Remove(tp) => {
-                self.partitions.remove(&tp);
-            }
-        }
+        apply_command(&mut self.partitions, command);
     }
 
     /// Applies waiting commands; false when the manager dropped this fetcher.
@@ -312,8 +328,7 @@ impl ReplicaFetcher {
         let mut client = ReplicaServiceClient::new(channel)
             .max_decoding_message_size(limit)
             .max_encoding_message_size(limit);
-        let (requests, rx) = mpsc::channel(1);
-        let responses = client.fetch(ReceiverStream::new(rx)).await?.into_inner();
+        let (requests, responses) = open_stream(&mut client).await?;
         Ok(Session {
             client,
             requests,
@@ -388,9 +403,25 @@ impl ReplicaFetcher {
             .send(request)
             .await
             .map_err(|_| RoundError::Closed)?;
-        let response = tokio::select! {
-            _ = self.shared.shutdown.cancelled() => return Ok(()),
-            r = tokio::time::timeout(answer_within, session.responses.message()) => r,
+        let deadline = Instant::now() + answer_within;
+        let response = loop {
+            tokio::select! {
+                _ = self.shared.shutdown.cancelled() => return Ok(()),
+                r = tokio::time::timeout_at(deadline, session.responses.message()) => break r,
+                Some(command) = self.commands.recv() => {
+                    let added = matches!(command, Command::Add(..));
+                    apply_command(&mut self.partitions, command);
+                    if added {
+                        // A new partition must not wait for this request's long poll (up to
+                        // replica.fetch.wait.max.ms, which acks=all would wait out): abandon
+                        // it on a fresh stream of the same connection and fetch again.
+                        let (requests, responses) = open_stream(&mut session.client).await?;
+                        session.requests = requests;
+                        session.responses = responses;
+                        return Ok(());
+                    }
+                }
+            }
         };
         let response = response
             .map_err(|_| RoundError::TimedOut)??
