@@ -13,6 +13,16 @@ use support::{admin_options, block_on, OP_TIMEOUT};
 
 const SESSION_MS: u64 = 3000;
 
+/// The tests here run one at a time: one asserts a failover time, which three clusters (nine
+/// processes) sharing two cores in parallel would measure rather than the failover.
+static ONE_CLUSTER_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_CLUSTER_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn cluster() -> TestCluster {
     TestCluster::start(
         3,
@@ -67,6 +77,7 @@ fn create(bootstrap: &str, name: &str, partitions: i32, rf: i32) {
 
 #[test]
 fn topics_created_through_any_node_appear_on_every_node() {
+    let _one = one_at_a_time();
     let mut c = cluster();
     let via_1 = c.node(1).bootstrap();
     let via_3 = c.node(3).bootstrap();
@@ -118,6 +129,7 @@ fn topics_created_through_any_node_appear_on_every_node() {
 
 #[test]
 fn killing_a_partition_leader_moves_leadership_within_the_session_timeout() {
+    let _one = one_at_a_time();
     let mut c = cluster();
     let bootstrap = c.bootstrap();
     create(&bootstrap, "orders", 3, 3);
@@ -233,6 +245,7 @@ fn fetch_error(c: &TestCluster, id: i32, current_leader_epoch: i32) -> i16 {
 
 #[test]
 fn producer_ids_from_different_brokers_never_collide() {
+    let _one = one_at_a_time();
     use rivulet_protocol::kafka_protocol::messages::{
         ApiKey, InitProducerIdRequest, InitProducerIdResponse,
     };
