@@ -100,6 +100,21 @@ pub struct Partition {
     isr: Mutex<Option<IsrState>>,
 }
 
+/// Waits until any of `watches` sees a new value, or `deadline` passes (then `false`). What
+/// delayed fetches, of consumers and of followers, park on; callers mark the values seen
+/// before they read, so nothing published during the read is missed.
+pub async fn wait_for_any_change(
+    watches: &mut [watch::Receiver<i64>],
+    deadline: tokio::time::Instant,
+) -> bool {
+    if watches.is_empty() {
+        tokio::time::sleep_until(deadline).await;
+        return false;
+    }
+    let changed = futures::future::select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
+    tokio::time::timeout_at(deadline, changed).await.is_ok()
+}
+
 fn join_error(e: tokio::task::JoinError) -> StorageError {
     StorageError::io("<blocking task>", std::io::Error::other(e.to_string()))
 }

@@ -131,9 +131,9 @@ impl ReplicaManager {
             .filter(|(tp, p)| wanted.get(*tp).is_none_or(|(t, _)| t.id != p.topic_id()))
             .map(|(tp, _)| tp.clone())
             .collect();
-        if !doomed.is_empty() {
+        if let (false, Some(r)) = (doomed.is_empty(), self.replication.get()) {
             // Stop fetching them before their logs go.
-            self.update_fetchers(HashMap::new(), &doomed);
+            r.fetchers.remove(&doomed);
         }
         for tp in doomed {
             if let Some(p) = self.map_mut().remove(&tp) {
@@ -185,7 +185,9 @@ impl ReplicaManager {
                 }
             }
         }
-        self.update_fetchers(follow, &[]);
+        if let Some(r) = self.replication.get() {
+            r.fetchers.update(follow);
+        }
         // Logs found on disk that no topic claims (a topic deleted while this node was down).
         for tp in self.logs.partitions() {
             if self.get(&tp).is_none() {
@@ -194,23 +196,6 @@ impl ReplicaManager {
             }
         }
         Ok(())
-    }
-
-    /// Points the fetchers at `follow` (all partitions followed, when `removed` is empty), or
-    /// just stops fetching `removed`.
-    fn update_fetchers(
-        &self,
-        follow: HashMap<TopicPartition, FollowTarget>,
-        removed: &[TopicPartition],
-    ) {
-        let Some(r) = self.replication.get() else {
-            return;
-        };
-        if removed.is_empty() {
-            r.fetchers.update(follow);
-        } else {
-            r.fetchers.remove(removed);
-        }
     }
 
     /// Starts the checkpoint, retention and flush timers; they stop with `shutdown`.

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::future::select_all;
 use rivulet_protocol::kafka_protocol::messages::fetch_response::{
     FetchableTopicResponse, PartitionData,
 };
@@ -25,7 +24,7 @@ use uuid::Uuid;
 use super::str_bytes;
 use crate::broker::BrokerState;
 use crate::error::storage_error_code;
-use crate::partition::Partition;
+use crate::partition::{wait_for_any_change, Partition};
 
 /// One partition of the request, resolved once.
 struct Wanted {
@@ -90,12 +89,8 @@ pub async fn handle(state: &BrokerState, req: FetchRequest, version: i16) -> Fet
         if done {
             return respond(topics, partitions, version);
         }
-        let changed = select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
-        if tokio::time::timeout_at(deadline, changed).await.is_err() {
-            let (partitions, _, _) =
-                read_all(&wanted, req.max_bytes.max(0) as u64, req.isolation_level).await;
-            return respond(topics, partitions, version);
-        }
+        // On the deadline the next pass reads once more and answers.
+        wait_for_any_change(&mut watches, deadline).await;
     }
 }
 

@@ -60,14 +60,7 @@ async fn lookup(
     current_epoch: i32,
 ) -> Result<(i64, i64, i32), ResponseError> {
     let partition = state.leader_partition(tp)?;
-    let epoch = partition.leader_epoch();
-    if current_epoch >= 0 && current_epoch != epoch {
-        return Err(if current_epoch < epoch {
-            ResponseError::FencedLeaderEpoch
-        } else {
-            ResponseError::UnknownLeaderEpoch
-        });
-    }
+    partition.check_leader_epoch(current_epoch)?;
     partition
         .with_log(move |log| {
             let hw = log.high_watermark();

@@ -149,24 +149,14 @@ impl IsrState {
         Ok(())
     }
 
-    /// The ISR counted for the high watermark: the committed one widened by a pending change.
-    pub fn maximal_isr(&self) -> Vec<i32> {
-        let mut isr = self.isr.clone();
-        if let Some(pending) = &self.pending {
-            for r in pending {
-                if !isr.contains(r) {
-                    isr.push(*r);
-                }
-            }
-        }
-        isr
-    }
-
-    /// The smallest log end over the maximal ISR (the leader's own is `leader_leo`). A member
-    /// that has not fetched yet in this epoch holds it at -1.
+    /// The smallest log end over the maximal ISR: the committed one widened by a pending
+    /// change (the leader's own log end is `leader_leo`). A member that has not fetched yet in
+    /// this epoch holds it at -1. Runs on every append and follower fetch, so it allocates
+    /// nothing: a member in both lists is simply counted twice.
     pub fn high_watermark_candidate(&self, leader_leo: i64) -> i64 {
-        self.maximal_isr()
+        self.isr
             .iter()
+            .chain(self.pending.iter().flatten())
             .map(|r| {
                 if *r == self.leader {
                     leader_leo

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::future::select_all;
 use futures::Stream;
 use rivulet_protocol::kafka_protocol::ResponseError;
 use rivulet_storage::{StorageError, TopicPartition};
@@ -29,7 +28,7 @@ use super::proto::{
 };
 use crate::error::storage_error_code;
 use crate::now_ms;
-use crate::partition::Partition;
+use crate::partition::{wait_for_any_change, Partition};
 use crate::replica_manager::ReplicaManager;
 
 /// Serves followers' fetches and epoch queries for the partitions this broker leads.
@@ -131,25 +130,18 @@ impl ReplicaServer {
             let done = bytes >= min_bytes
                 || errors
                 || watches.is_empty()
-                || tokio::time::Instant::now() >= deadline;
+                || tokio::time::Instant::now() >= deadline
+                || self.shutdown.is_cancelled();
             if done {
                 return FetchResponse {
                     error_code: 0,
                     partitions,
                 };
             }
-            let changed = select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
+            // On the deadline or at shutdown the next pass reads once more and answers.
             tokio::select! {
                 _ = self.shutdown.cancelled() => {}
-                _ = tokio::time::sleep_until(deadline) => {}
-                _ = changed => {}
-            }
-            if self.shutdown.is_cancelled() {
-                let (partitions, _, _) = read_all(&wanted, max_bytes).await;
-                return FetchResponse {
-                    error_code: 0,
-                    partitions,
-                };
+                _ = wait_for_any_change(&mut watches, deadline) => {}
             }
         }
     }
