@@ -40,6 +40,17 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     range(ApiKey::Fetch, 4, 16),
     range(ApiKey::ListOffsets, 1, 8),
     range(ApiKey::Metadata, 0, 12),
+    // The classic consumer-group APIs (8-16, 42, 47) with Kafka 4.x's ranges: OffsetCommit
+    // starts at 2 and OffsetFetch at 1, as in its schemas (KIP-896).
+    range(ApiKey::OffsetCommit, 2, 9),
+    range(ApiKey::OffsetFetch, 1, 9),
+    range(ApiKey::FindCoordinator, 0, 6),
+    range(ApiKey::JoinGroup, 0, 9),
+    range(ApiKey::Heartbeat, 0, 4),
+    range(ApiKey::LeaveGroup, 0, 5),
+    range(ApiKey::SyncGroup, 0, 5),
+    range(ApiKey::DescribeGroups, 0, 5),
+    range(ApiKey::ListGroups, 0, 5),
     range(ApiKey::ApiVersions, 0, 4),
     range(ApiKey::CreateTopics, 2, 7),
     range(ApiKey::DeleteTopics, 1, 6),
@@ -49,10 +60,12 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     range(ApiKey::DescribeConfigs, 1, 4),
     range(ApiKey::AlterConfigs, 0, 2),
     range(ApiKey::CreatePartitions, 0, 3),
+    range(ApiKey::DeleteGroups, 0, 2),
     range(ApiKey::ElectLeaders, 0, 2),
     range(ApiKey::IncrementalAlterConfigs, 0, 1),
     range(ApiKey::AlterPartitionReassignments, 0, 0),
     range(ApiKey::ListPartitionReassignments, 0, 0),
+    range(ApiKey::OffsetDelete, 0, 0),
     range(ApiKey::DescribeCluster, 0, 1),
 ];
 
@@ -168,7 +181,26 @@ mod tests {
         assert!(is_supported(ApiKey::ListPartitionReassignments, 0));
         assert!(!is_supported(ApiKey::ApiVersions, 5));
         assert!(!is_supported(ApiKey::ApiVersions, -1));
-        assert!(!is_supported(ApiKey::OffsetCommit, 8));
+        assert!(!is_supported(ApiKey::OffsetCommit, 1));
+        assert!(is_supported(ApiKey::OffsetCommit, 2));
+        assert!(is_supported(ApiKey::OffsetCommit, 9));
+        assert!(!is_supported(ApiKey::OffsetCommit, 10));
+        assert!(!is_supported(ApiKey::OffsetFetch, 0));
+        assert!(is_supported(ApiKey::OffsetFetch, 9));
+        assert!(!is_supported(ApiKey::OffsetFetch, 10));
+        assert!(is_supported(ApiKey::FindCoordinator, 6));
+        assert!(is_supported(ApiKey::JoinGroup, 0));
+        assert!(is_supported(ApiKey::JoinGroup, 9));
+        assert!(is_supported(ApiKey::Heartbeat, 4));
+        assert!(is_supported(ApiKey::LeaveGroup, 5));
+        assert!(is_supported(ApiKey::SyncGroup, 5));
+        assert!(is_supported(ApiKey::DescribeGroups, 5));
+        assert!(!is_supported(ApiKey::DescribeGroups, 6));
+        assert!(is_supported(ApiKey::ListGroups, 5));
+        assert!(is_supported(ApiKey::DeleteGroups, 2));
+        assert!(is_supported(ApiKey::OffsetDelete, 0));
+        assert!(!is_supported(ApiKey::OffsetDelete, 1));
+        assert!(!is_supported(ApiKey::DescribeAcls, 0));
     }
 
     #[test]

@@ -559,6 +559,215 @@ mod tests {
                 }
                 RequestKind::DescribeCluster(r)
             }
+            ApiKey::OffsetCommit => {
+                use offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+                let mut p = OffsetCommitRequestPartition::default()
+                    .with_partition_index(0)
+                    .with_committed_offset(1234)
+                    .with_committed_metadata(Some(s("meta")));
+                let mut q = OffsetCommitRequestPartition::default()
+                    .with_partition_index(5)
+                    .with_committed_offset(-1)
+                    .with_committed_metadata(None);
+                if v >= 6 {
+                    p = p.with_committed_leader_epoch(3);
+                }
+                let mut t = OffsetCommitRequestTopic::default().with_name(topic("t"));
+                let mut r = OffsetCommitRequest::default()
+                    .with_group_id(GroupId(s("group-1")))
+                    .with_generation_id_or_member_epoch(7)
+                    .with_member_id(s("member-1"));
+                if v >= 7 {
+                    r = r.with_group_instance_id(Some(s("instance-1")));
+                }
+                if v <= 4 {
+                    r = r.with_retention_time_ms(86_400_000);
+                }
+                if v >= 8 {
+                    p = p.with_unknown_tagged_field(TAG, tag());
+                    q = q.with_unknown_tagged_field(TAG, tag());
+                    t = t.with_unknown_tagged_field(TAG, tag());
+                    r = r.with_unknown_tagged_field(TAG, tag());
+                }
+                RequestKind::OffsetCommit(r.with_topics(vec![
+                    t.with_partitions(vec![p, q]),
+                    OffsetCommitRequestTopic::default().with_name(topic("empty")),
+                ]))
+            }
+            ApiKey::OffsetFetch => {
+                use offset_fetch_request::{
+                    OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
+                };
+                let mut r = OffsetFetchRequest::default().with_unknown_tagged_field(TAG, tag());
+                if v <= 7 {
+                    r = r.with_group_id(GroupId(s("group-1"))).with_topics(Some(vec![
+                        OffsetFetchRequestTopic::default()
+                            .with_name(topic("t"))
+                            .with_partition_indexes(vec![0, 1, 2])
+                            .with_unknown_tagged_field(TAG, tag()),
+                        OffsetFetchRequestTopic::default().with_name(topic("u")),
+                    ]));
+                } else {
+                    let mut g = OffsetFetchRequestGroup::default()
+                        .with_group_id(GroupId(s("group-1")))
+                        .with_topics(Some(vec![
+                            OffsetFetchRequestTopics::default()
+                                .with_name(topic("t"))
+                                .with_partition_indexes(vec![0, 1, 2])
+                                .with_unknown_tagged_field(TAG, tag()),
+                            OffsetFetchRequestTopics::default().with_name(topic("u")),
+                        ]))
+                        .with_unknown_tagged_field(TAG, tag());
+                    if v >= 9 {
+                        g = g.with_member_id(Some(s("member-1"))).with_member_epoch(4);
+                    }
+                    r = r.with_groups(vec![
+                        g,
+                        // Null topics: all of this group's committed offsets.
+                        OffsetFetchRequestGroup::default()
+                            .with_group_id(GroupId(s("group-2")))
+                            .with_topics(None),
+                    ]);
+                }
+                if v >= 7 {
+                    r = r.with_require_stable(true);
+                }
+                RequestKind::OffsetFetch(r)
+            }
+            ApiKey::FindCoordinator => {
+                let mut r = FindCoordinatorRequest::default().with_unknown_tagged_field(TAG, tag());
+                if v <= 3 {
+                    r = r.with_key(s("group-1"));
+                }
+                if v >= 1 {
+                    r = r.with_key_type(1);
+                }
+                if v >= 4 {
+                    r = r.with_coordinator_keys(vec![s("txn-a"), s("txn-b")]);
+                }
+                RequestKind::FindCoordinator(r)
+            }
+            ApiKey::JoinGroup => {
+                use join_group_request::JoinGroupRequestProtocol;
+                let mut r = JoinGroupRequest::default()
+                    .with_group_id(GroupId(s("group-1")))
+                    .with_session_timeout_ms(45_000)
+                    .with_member_id(s("member-1"))
+                    .with_protocol_type(s("consumer"))
+                    .with_protocols(vec![
+                        JoinGroupRequestProtocol::default()
+                            .with_name(s("range"))
+                            .with_metadata(Bytes::from_static(&[0, 3, 0, 0, 0, 1, 0, 1, b't']))
+                            .with_unknown_tagged_field(TAG, tag()),
+                        JoinGroupRequestProtocol::default().with_name(s("cooperative-sticky")),
+                    ])
+                    .with_unknown_tagged_field(TAG, tag());
+                if v >= 1 {
+                    r = r.with_rebalance_timeout_ms(300_000);
+                }
+                if v >= 5 {
+                    r = r.with_group_instance_id(Some(s("instance-1")));
+                }
+                if v >= 8 {
+                    r = r.with_reason(Some(s("rebalance")));
+                }
+                RequestKind::JoinGroup(r)
+            }
+            ApiKey::Heartbeat => {
+                let mut r = HeartbeatRequest::default()
+                    .with_group_id(GroupId(s("group-1")))
+                    .with_generation_id(3)
+                    .with_member_id(s("member-1"))
+                    .with_unknown_tagged_field(TAG, tag());
+                if v >= 3 {
+                    r = r.with_group_instance_id(Some(s("instance-1")));
+                }
+                RequestKind::Heartbeat(r)
+            }
+            ApiKey::LeaveGroup => {
+                use leave_group_request::MemberIdentity;
+                let mut r = LeaveGroupRequest::default()
+                    .with_group_id(GroupId(s("group-1")))
+                    .with_unknown_tagged_field(TAG, tag());
+                if v <= 2 {
+                    r = r.with_member_id(s("member-1"));
+                } else {
+                    let mut m = MemberIdentity::default()
+                        .with_member_id(s("member-1"))
+                        .with_group_instance_id(Some(s("instance-1")))
+                        .with_unknown_tagged_field(TAG, tag());
+                    if v >= 5 {
+                        m = m.with_reason(Some(s("shutting down")));
+                    }
+                    r = r.with_members(vec![m, MemberIdentity::default().with_member_id(s("m2"))]);
+                }
+                RequestKind::LeaveGroup(r)
+            }
+            ApiKey::SyncGroup => {
+                use sync_group_request::SyncGroupRequestAssignment;
+                let mut r = SyncGroupRequest::default()
+                    .with_group_id(GroupId(s("group-1")))
+                    .with_generation_id(3)
+                    .with_member_id(s("member-1"))
+                    .with_assignments(vec![
+                        SyncGroupRequestAssignment::default()
+                            .with_member_id(s("member-1"))
+                            .with_assignment(Bytes::from_static(&[0, 3, 0, 0, 0, 0]))
+                            .with_unknown_tagged_field(TAG, tag()),
+                        SyncGroupRequestAssignment::default().with_member_id(s("member-2")),
+                    ])
+                    .with_unknown_tagged_field(TAG, tag());
+                if v >= 3 {
+                    r = r.with_group_instance_id(Some(s("instance-1")));
+                }
+                if v >= 5 {
+                    r = r
+                        .with_protocol_type(Some(s("consumer")))
+                        .with_protocol_name(Some(s("range")));
+                }
+                RequestKind::SyncGroup(r)
+            }
+            ApiKey::DescribeGroups => {
+                let mut r = DescribeGroupsRequest::default()
+                    .with_groups(vec![GroupId(s("group-1")), GroupId(s("g2"))])
+                    .with_unknown_tagged_field(TAG, tag());
+                if v >= 3 {
+                    r = r.with_include_authorized_operations(true);
+                }
+                RequestKind::DescribeGroups(r)
+            }
+            ApiKey::ListGroups => {
+                let mut r = ListGroupsRequest::default().with_unknown_tagged_field(TAG, tag());
+                if v >= 4 {
+                    r = r.with_states_filter(vec![s("Stable"), s("Empty")]);
+                }
+                if v >= 5 {
+                    r = r.with_types_filter(vec![s("classic")]);
+                }
+                RequestKind::ListGroups(r)
+            }
+            ApiKey::DeleteGroups => RequestKind::DeleteGroups(
+                DeleteGroupsRequest::default()
+                    .with_groups_names(vec![GroupId(s("group-1")), GroupId(s("g2"))])
+                    .with_unknown_tagged_field(TAG, tag()),
+            ),
+            ApiKey::OffsetDelete => {
+                use offset_delete_request::{OffsetDeleteRequestPartition, OffsetDeleteRequestTopic};
+                // Never flexible: no tagged fields anywhere.
+                RequestKind::OffsetDelete(
+                    OffsetDeleteRequest::default()
+                        .with_group_id(GroupId(s("group-1")))
+                        .with_topics(vec![
+                            OffsetDeleteRequestTopic::default()
+                                .with_name(topic("t"))
+                                .with_partitions(vec![
+                                    OffsetDeleteRequestPartition::default().with_partition_index(0),
+                                    OffsetDeleteRequestPartition::default().with_partition_index(3),
+                                ]),
+                            OffsetDeleteRequestTopic::default().with_name(topic("u")),
+                        ]),
+                )
+            }
             other => panic!("{other:?} is not in the table"),
         };
         RequestBody::Kafka(kind)
@@ -662,6 +871,17 @@ mod tests {
             RequestKind::ListPartitionReassignments(_) => {
                 RequestKind::ListPartitionReassignments(Default::default())
             }
+            RequestKind::OffsetCommit(_) => RequestKind::OffsetCommit(Default::default()),
+            RequestKind::OffsetFetch(_) => RequestKind::OffsetFetch(Default::default()),
+            RequestKind::FindCoordinator(_) => RequestKind::FindCoordinator(Default::default()),
+            RequestKind::JoinGroup(_) => RequestKind::JoinGroup(Default::default()),
+            RequestKind::Heartbeat(_) => RequestKind::Heartbeat(Default::default()),
+            RequestKind::LeaveGroup(_) => RequestKind::LeaveGroup(Default::default()),
+            RequestKind::SyncGroup(_) => RequestKind::SyncGroup(Default::default()),
+            RequestKind::DescribeGroups(_) => RequestKind::DescribeGroups(Default::default()),
+            RequestKind::ListGroups(_) => RequestKind::ListGroups(Default::default()),
+            RequestKind::DeleteGroups(_) => RequestKind::DeleteGroups(Default::default()),
+            RequestKind::OffsetDelete(_) => RequestKind::OffsetDelete(Default::default()),
             other => panic!("no default for {other:?}"),
         }
     }
@@ -758,7 +978,15 @@ mod tests {
         assert_eq!(fetch_v3.api_versions_fallback(), None);
         // A key kafka-protocol knows but the broker does not implement.
         assert!(matches!(
-            f(ApiKey::OffsetCommit as i16, 8),
+            f(ApiKey::DescribeAcls as i16, 1),
+            Err(DecodeError::UnsupportedVersion {
+                api_key: ApiKey::DescribeAcls,
+                ..
+            })
+        ));
+        // A version kafka-protocol's ApiKey table lists but the broker does not implement.
+        assert!(matches!(
+            f(ApiKey::OffsetCommit as i16, 10),
             Err(DecodeError::UnsupportedVersion {
                 api_key: ApiKey::OffsetCommit,
                 ..

@@ -117,6 +117,17 @@ mod tests {
             ApiKey::ListPartitionReassignments => {
                 ResponseKind::ListPartitionReassignments(Default::default())
             }
+            ApiKey::OffsetCommit => ResponseKind::OffsetCommit(Default::default()),
+            ApiKey::OffsetFetch => ResponseKind::OffsetFetch(Default::default()),
+            ApiKey::FindCoordinator => ResponseKind::FindCoordinator(Default::default()),
+            ApiKey::JoinGroup => ResponseKind::JoinGroup(Default::default()),
+            ApiKey::Heartbeat => ResponseKind::Heartbeat(Default::default()),
+            ApiKey::LeaveGroup => ResponseKind::LeaveGroup(Default::default()),
+            ApiKey::SyncGroup => ResponseKind::SyncGroup(Default::default()),
+            ApiKey::DescribeGroups => ResponseKind::DescribeGroups(Default::default()),
+            ApiKey::ListGroups => ResponseKind::ListGroups(Default::default()),
+            ApiKey::DeleteGroups => ResponseKind::DeleteGroups(Default::default()),
+            ApiKey::OffsetDelete => ResponseKind::OffsetDelete(Default::default()),
             other => panic!("{other:?} is not in the table"),
         }
     }

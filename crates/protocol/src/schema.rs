@@ -570,6 +570,248 @@ const DESCRIBE_CLUSTER: MessageDef = MessageDef {
     },
 };
 
+// ---- OffsetCommit (v2-9, flexible from 8) ---------------------------------------------------
+// kafka-protocol decodes v2-9 only, so v1's per-partition commit_timestamp never appears here.
+const OFFSET_COMMIT_PARTITION: StructDef = StructDef {
+    fields: &[
+        all(Ty::Fixed(I32, "partition_index")),
+        all(Ty::Fixed(I64, "committed_offset")),
+        since(6, Ty::Fixed(I32, "committed_leader_epoch")),
+        all(Ty::Str("committed_metadata")),
+    ],
+    tagged: &[],
+};
+const OFFSET_COMMIT_TOPIC: StructDef = StructDef {
+    fields: &[
+        all(Ty::Str("topic name")),
+        all(Ty::Array(
+            &Ty::Struct(&OFFSET_COMMIT_PARTITION),
+            "partitions",
+        )),
+    ],
+    tagged: &[],
+};
+const OFFSET_COMMIT: MessageDef = MessageDef {
+    flexible_from: 8,
+    body: StructDef {
+        fields: &[
+            all(Ty::Str("group_id")),
+            all(Ty::Fixed(I32, "generation_id_or_member_epoch")),
+            all(Ty::Str("member_id")),
+            since(7, Ty::Str("group_instance_id")),
+            until(4, Ty::Fixed(I64, "retention_time_ms")),
+            all(Ty::Array(&Ty::Struct(&OFFSET_COMMIT_TOPIC), "topics")),
+        ],
+        tagged: &[],
+    },
+};
+
+// ---- OffsetFetch (v1-9, flexible from 6) -----------------------------------------------------
+// v1-7 name one group at the top level; v8+ carry a `groups` array instead.
+const OFFSET_FETCH_TOPIC: StructDef = StructDef {
+    fields: &[
+        until(7, Ty::Str("topic name")),
+        until(
+            7,
+            Ty::Array(&Ty::Fixed(I32, "partition"), "partition_indexes"),
+        ),
+    ],
+    tagged: &[],
+};
+const OFFSET_FETCH_GROUP_TOPIC: StructDef = StructDef {
+    fields: &[
+        since(8, Ty::Str("topic name")),
+        since(
+            8,
+            Ty::Array(&Ty::Fixed(I32, "partition"), "partition_indexes"),
+        ),
+    ],
+    tagged: &[],
+};
+const OFFSET_FETCH_GROUP: StructDef = StructDef {
+    fields: &[
+        since(8, Ty::Str("group_id")),
+        since(9, Ty::Str("member_id")),
+        since(9, Ty::Fixed(I32, "member_epoch")),
+        since(
+            8,
+            Ty::Array(&Ty::Struct(&OFFSET_FETCH_GROUP_TOPIC), "group topics"),
+        ),
+    ],
+    tagged: &[],
+};
+const OFFSET_FETCH: MessageDef = MessageDef {
+    flexible_from: 6,
+    body: StructDef {
+        fields: &[
+            until(7, Ty::Str("group_id")),
+            until(7, Ty::Array(&Ty::Struct(&OFFSET_FETCH_TOPIC), "topics")),
+            since(8, Ty::Array(&Ty::Struct(&OFFSET_FETCH_GROUP), "groups")),
+            since(7, Ty::Fixed(BOOL, "require_stable")),
+        ],
+        tagged: &[],
+    },
+};
+
+// ---- FindCoordinator (flexible from 3) -------------------------------------------------------
+const FIND_COORDINATOR: MessageDef = MessageDef {
+    flexible_from: 3,
+    body: StructDef {
+        fields: &[
+            until(3, Ty::Str("key")),
+            since(1, Ty::Fixed(I8, "key_type")),
+            since(
+                4,
+                Ty::Array(&Ty::Str("coordinator key"), "coordinator_keys"),
+            ),
+        ],
+        tagged: &[],
+    },
+};
+
+// ---- JoinGroup (flexible from 6) -------------------------------------------------------------
+const JOIN_GROUP_PROTOCOL: StructDef = StructDef {
+    fields: &[
+        all(Ty::Str("protocol name")),
+        all(Ty::Bytes("protocol metadata")),
+    ],
+    tagged: &[],
+};
+const JOIN_GROUP: MessageDef = MessageDef {
+    flexible_from: 6,
+    body: StructDef {
+        fields: &[
+            all(Ty::Str("group_id")),
+            all(Ty::Fixed(I32, "session_timeout_ms")),
+            since(1, Ty::Fixed(I32, "rebalance_timeout_ms")),
+            all(Ty::Str("member_id")),
+            since(5, Ty::Str("group_instance_id")),
+            all(Ty::Str("protocol_type")),
+            all(Ty::Array(&Ty::Struct(&JOIN_GROUP_PROTOCOL), "protocols")),
+            since(8, Ty::Str("reason")),
+        ],
+        tagged: &[],
+    },
+};
+
+// ---- Heartbeat (flexible from 4) -------------------------------------------------------------
+const HEARTBEAT: MessageDef = MessageDef {
+    flexible_from: 4,
+    body: StructDef {
+        fields: &[
+            all(Ty::Str("group_id")),
+            all(Ty::Fixed(I32, "generation_id")),
+            all(Ty::Str("member_id")),
+            since(3, Ty::Str("group_instance_id")),
+        ],
+        tagged: &[],
+    },
+};
+
+// ---- LeaveGroup (flexible from 4) ------------------------------------------------------------
+const LEAVE_GROUP_MEMBER: StructDef = StructDef {
+    fields: &[
+        since(3, Ty::Str("member_id")),
+        since(3, Ty::Str("group_instance_id")),
+        since(5, Ty::Str("reason")),
+    ],
+    tagged: &[],
+};
+const LEAVE_GROUP: MessageDef = MessageDef {
+    flexible_from: 4,
+    body: StructDef {
+        fields: &[
+            all(Ty::Str("group_id")),
+            until(2, Ty::Str("member_id")),
+            since(3, Ty::Array(&Ty::Struct(&LEAVE_GROUP_MEMBER), "members")),
+        ],
+        tagged: &[],
+    },
+};
+
+// ---- SyncGroup (flexible from 4) -------------------------------------------------------------
+const SYNC_GROUP_ASSIGNMENT: StructDef = StructDef {
+    fields: &[all(Ty::Str("member_id")), all(Ty::Bytes("assignment"))],
+    tagged: &[],
+};
+const SYNC_GROUP: MessageDef = MessageDef {
+    flexible_from: 4,
+    body: StructDef {
+        fields: &[
+            all(Ty::Str("group_id")),
+            all(Ty::Fixed(I32, "generation_id")),
+            all(Ty::Str("member_id")),
+            since(3, Ty::Str("group_instance_id")),
+            since(5, Ty::Str("protocol_type")),
+            since(5, Ty::Str("protocol_name")),
+            all(Ty::Array(
+                &Ty::Struct(&SYNC_GROUP_ASSIGNMENT),
+                "assignments",
+            )),
+        ],
+        tagged: &[],
+    },
+};
+
+// ---- DescribeGroups (flexible from 5) --------------------------------------------------------
+const DESCRIBE_GROUPS: MessageDef = MessageDef {
+    flexible_from: 5,
+    body: StructDef {
+        fields: &[
+            all(Ty::Array(&Ty::Str("group_id"), "groups")),
+            since(3, Ty::Fixed(BOOL, "include_authorized_operations")),
+        ],
+        tagged: &[],
+    },
+};
+
+// ---- ListGroups (flexible from 3) ------------------------------------------------------------
+const LIST_GROUPS: MessageDef = MessageDef {
+    flexible_from: 3,
+    body: StructDef {
+        fields: &[
+            since(4, Ty::Array(&Ty::Str("state"), "states_filter")),
+            since(5, Ty::Array(&Ty::Str("type"), "types_filter")),
+        ],
+        tagged: &[],
+    },
+};
+
+// ---- DeleteGroups (flexible from 2) ----------------------------------------------------------
+const DELETE_GROUPS: MessageDef = MessageDef {
+    flexible_from: 2,
+    body: StructDef {
+        fields: &[all(Ty::Array(&Ty::Str("group_id"), "groups_names"))],
+        tagged: &[],
+    },
+};
+
+// ---- OffsetDelete (v0 only, never flexible) --------------------------------------------------
+const OFFSET_DELETE_PARTITION: StructDef = StructDef {
+    fields: &[all(Ty::Fixed(I32, "partition_index"))],
+    tagged: &[],
+};
+const OFFSET_DELETE_TOPIC: StructDef = StructDef {
+    fields: &[
+        all(Ty::Str("topic name")),
+        all(Ty::Array(
+            &Ty::Struct(&OFFSET_DELETE_PARTITION),
+            "partitions",
+        )),
+    ],
+    tagged: &[],
+};
+const OFFSET_DELETE: MessageDef = MessageDef {
+    flexible_from: i16::MAX,
+    body: StructDef {
+        fields: &[
+            all(Ty::Str("group_id")),
+            all(Ty::Array(&Ty::Struct(&OFFSET_DELETE_TOPIC), "topics")),
+        ],
+        tagged: &[],
+    },
+};
+
 /// The shape of `api_key`'s request body, if this crate decodes that API.
 fn message(api_key: ApiKey) -> Option<&'static MessageDef> {
     Some(match api_key {
@@ -590,6 +832,17 @@ fn message(api_key: ApiKey) -> Option<&'static MessageDef> {
         ApiKey::ListPartitionReassignments => &LIST_PARTITION_REASSIGNMENTS,
         ApiKey::DescribeCluster => &DESCRIBE_CLUSTER,
         ApiKey::OffsetForLeaderEpoch => &OFFSET_FOR_LEADER_EPOCH,
+        ApiKey::OffsetCommit => &OFFSET_COMMIT,
+        ApiKey::OffsetFetch => &OFFSET_FETCH,
+        ApiKey::FindCoordinator => &FIND_COORDINATOR,
+        ApiKey::JoinGroup => &JOIN_GROUP,
+        ApiKey::Heartbeat => &HEARTBEAT,
+        ApiKey::LeaveGroup => &LEAVE_GROUP,
+        ApiKey::SyncGroup => &SYNC_GROUP,
+        ApiKey::DescribeGroups => &DESCRIBE_GROUPS,
+        ApiKey::ListGroups => &LIST_GROUPS,
+        ApiKey::DeleteGroups => &DELETE_GROUPS,
+        ApiKey::OffsetDelete => &OFFSET_DELETE,
         _ => return None,
     })
 }
@@ -868,7 +1121,7 @@ mod tests {
 
     #[test]
     fn unknown_api_fails_closed() {
-        assert!(!has_shape(ApiKey::OffsetCommit));
-        assert!(check_body(ApiKey::OffsetCommit, 8, &Bytes::new()).is_err());
+        assert!(!has_shape(ApiKey::DescribeAcls));
+        assert!(check_body(ApiKey::DescribeAcls, 3, &Bytes::new()).is_err());
     }
 }
