@@ -25,6 +25,9 @@
 //! - [`legacy_produce`]: Produce v0-2 by hand (advertised for librdkafka, KAFKA-18659).
 //! - [`response`]: a response as one frame written in place into the caller's buffer.
 //! - [`error`]: [`DecodeError`] (split by what the broker must do) and [`EncodeError`].
+//! - [`group_records`]: the key and value formats of `__consumer_offsets` (Kafka's
+//!   `OffsetCommitKey`/`Value`, `GroupMetadataKey`/`Value`), which are not requests but share
+//!   the wire's primitive types.
 //!
 //! # Thread-safety
 //!
@@ -37,6 +40,7 @@ pub use kafka_protocol;
 pub mod api_versions;
 pub mod error;
 pub mod frame;
+pub mod group_records;
 pub mod legacy_produce;
 pub mod request;
 pub mod response;
