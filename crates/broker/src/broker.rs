@@ -32,6 +32,7 @@ use rivulet_storage::meta_properties::{self, MetaPropertiesError};
 use tokio::sync::watch;
 
 use crate::config::{BrokerConfig, Listener, ProcessRole};
+use crate::group_coordinator::{GroupConfig, GroupCoordinator};
 use crate::lifecycle;
 use crate::metadata::quorum_store::QuorumMetadataStore;
 use crate::metadata::{
@@ -87,6 +88,8 @@ pub struct BrokerState {
     pub replicas: Arc<ReplicaManager>,
     /// Idempotent producer ids.
     pub producer_ids: ProducerIdManager,
+    /// The group coordinator (consumer groups and committed offsets).
+    pub groups: GroupCoordinator,
     advertised: HashMap<String, (String, u16)>,
 }
 
@@ -132,11 +135,14 @@ impl BrokerState {
     pub async fn sync_partitions(&self) {
         let replicas = Arc::clone(&self.replicas);
         let image = self.store.image();
-        match tokio::task::spawn_blocking(move || replicas.apply(&image)).await {
+        let applied = Arc::clone(&image);
+        match tokio::task::spawn_blocking(move || replicas.apply(&applied)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "applying metadata to the logs failed"),
             Err(e) => tracing::error!(error = %e, "applying metadata to the logs failed"),
         }
+        // Coordinators follow the leaderships of __consumer_offsets just applied.
+        self.groups.sync(&image, &self.replicas);
     }
 
     /// Builds a topic to create from a CreateTopics entry: defaults for -1, Kafka's checks,
@@ -437,6 +443,11 @@ impl Broker {
         let store_dyn: Arc<dyn MetadataStore> = store;
         let state = Arc::new(BrokerState {
             producer_ids: ProducerIdManager::new(Arc::clone(&store_dyn), config.node_id),
+            groups: GroupCoordinator::new(
+                GroupConfig::from_broker(&config),
+                shutdown.clone(),
+                tasks.clone(),
+            ),
             config: Arc::clone(&config),
             store: store_dyn,
             replicas: Arc::clone(&replicas),

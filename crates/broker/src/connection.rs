@@ -3,7 +3,8 @@
 //!
 //! Requests from one connection may be pipelined: up to [`MAX_IN_FLIGHT`] run at once, and the
 //! reader stops reading (back-pressure on the client) while that many are outstanding. Requests
-//! that change state (Produce, CreateTopics, DeleteTopics, InitProducerId) still take effect in
+//! that change state (Produce, CreateTopics, DeleteTopics, InitProducerId, OffsetCommit and the
+//! group membership and deletion APIs) still take effect in
 //! the order they arrived, as Kafka (which handles a connection's requests one at a time)
 //! guarantees: each waits for the previous such request of the connection to finish. Without
 //! that, two pipelined produce requests could append their batches to a partition in the wrong
@@ -144,7 +145,16 @@ pub async fn serve(
 fn changes_state(key: ApiKey) -> bool {
     matches!(
         key,
-        ApiKey::Produce | ApiKey::CreateTopics | ApiKey::DeleteTopics | ApiKey::InitProducerId
+        ApiKey::Produce
+            | ApiKey::CreateTopics
+            | ApiKey::DeleteTopics
+            | ApiKey::InitProducerId
+            | ApiKey::OffsetCommit
+            | ApiKey::JoinGroup
+            | ApiKey::SyncGroup
+            | ApiKey::LeaveGroup
+            | ApiKey::DeleteGroups
+            | ApiKey::OffsetDelete
     )
 }
 

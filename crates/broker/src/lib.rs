@@ -16,6 +16,7 @@ pub mod broker;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod group_coordinator;
 pub mod handlers;
 pub mod lifecycle;
 pub mod metadata;

@@ -79,6 +79,14 @@ pub(crate) const CONTROLLED_SHUTDOWN_ENABLE: &str = "controlled.shutdown.enable"
 pub(crate) const OFFSETS_TOPIC_NUM_PARTITIONS: &str = "offsets.topic.num.partitions";
 pub(crate) const OFFSETS_TOPIC_REPLICATION_FACTOR: &str = "offsets.topic.replication.factor";
 pub(crate) const GROUP_INITIAL_REBALANCE_DELAY_MS: &str = "group.initial.rebalance.delay.ms";
+pub(crate) const OFFSETS_TOPIC_SEGMENT_BYTES: &str = "offsets.topic.segment.bytes";
+pub(crate) const GROUP_MIN_SESSION_TIMEOUT_MS: &str = "group.min.session.timeout.ms";
+pub(crate) const GROUP_MAX_SESSION_TIMEOUT_MS: &str = "group.max.session.timeout.ms";
+pub(crate) const GROUP_MAX_SIZE: &str = "group.max.size";
+pub(crate) const OFFSETS_COMMIT_TIMEOUT_MS: &str = "offsets.commit.timeout.ms";
+pub(crate) const OFFSET_METADATA_MAX_BYTES: &str = "offset.metadata.max.bytes";
+pub(crate) const OFFSETS_RETENTION_MINUTES: &str = "offsets.retention.minutes";
+pub(crate) const OFFSETS_RETENTION_CHECK_INTERVAL_MS: &str = "offsets.retention.check.interval.ms";
 pub(crate) const PRODUCER_ID_EXPIRATION_MS: &str = "producer.id.expiration.ms";
 pub(crate) const MESSAGE_MAX_BYTES: &str = "message.max.bytes";
 
@@ -403,6 +411,63 @@ pub(crate) static BROKER_KEYS: &[KeyDef] = &[
          milliseconds.",
     ),
     def(
+        OFFSETS_TOPIC_SEGMENT_BYTES,
+        ConfigType::Int,
+        Some("104857600"),
+        Check::AtLeast(1),
+        "The segment size of __consumer_offsets, small to keep compaction and loading fast.",
+    ),
+    def(
+        GROUP_MIN_SESSION_TIMEOUT_MS,
+        ConfigType::Int,
+        Some("6000"),
+        Check::None,
+        "The shortest session timeout a group member may ask for, in milliseconds.",
+    ),
+    def(
+        GROUP_MAX_SESSION_TIMEOUT_MS,
+        ConfigType::Int,
+        Some("1800000"),
+        Check::None,
+        "The longest session timeout a group member may ask for, in milliseconds.",
+    ),
+    def(
+        GROUP_MAX_SIZE,
+        ConfigType::Int,
+        Some("2147483647"),
+        Check::AtLeast(1),
+        "The most members a group may have.",
+    ),
+    def(
+        OFFSETS_COMMIT_TIMEOUT_MS,
+        ConfigType::Int,
+        Some("5000"),
+        Check::AtLeast(1),
+        "How long an offset commit waits for all in-sync replicas of __consumer_offsets, in \
+         milliseconds.",
+    ),
+    def(
+        OFFSET_METADATA_MAX_BYTES,
+        ConfigType::Int,
+        Some("4096"),
+        Check::None,
+        "The largest metadata string an offset commit may carry.",
+    ),
+    def(
+        OFFSETS_RETENTION_MINUTES,
+        ConfigType::Int,
+        Some("10080"),
+        Check::AtLeast(1),
+        "How long the offsets of a group that has become empty are kept, in minutes.",
+    ),
+    def(
+        OFFSETS_RETENTION_CHECK_INTERVAL_MS,
+        ConfigType::Long,
+        Some("600000"),
+        Check::AtLeast(1),
+        "How often expired offsets are looked for, in milliseconds.",
+    ),
+    def(
         PRODUCER_ID_EXPIRATION_MS,
         ConfigType::Int,
         Some("86400000"),
@@ -718,6 +783,22 @@ pub struct BrokerConfig {
     pub offsets_topic_replication_factor: i16,
     /// `group.initial.rebalance.delay.ms` (3000).
     pub group_initial_rebalance_delay_ms: i32,
+    /// `offsets.topic.segment.bytes` (104857600).
+    pub offsets_topic_segment_bytes: i32,
+    /// `group.min.session.timeout.ms` (6000).
+    pub group_min_session_timeout_ms: i32,
+    /// `group.max.session.timeout.ms` (1800000).
+    pub group_max_session_timeout_ms: i32,
+    /// `group.max.size` (2147483647).
+    pub group_max_size: i32,
+    /// `offsets.commit.timeout.ms` (5000).
+    pub offsets_commit_timeout_ms: i32,
+    /// `offset.metadata.max.bytes` (4096).
+    pub offset_metadata_max_bytes: i32,
+    /// `offsets.retention.minutes` (10080).
+    pub offsets_retention_minutes: i32,
+    /// `offsets.retention.check.interval.ms` (600000).
+    pub offsets_retention_check_interval_ms: i64,
     /// `producer.id.expiration.ms` (86400000).
     pub producer_id_expiration_ms: i32,
     /// The settings a topic without overrides gets (`log.segment.bytes`, `log.retention.*`,
@@ -1066,6 +1147,15 @@ impl BrokerConfig {
             offsets_topic_num_partitions: values.int(OFFSETS_TOPIC_NUM_PARTITIONS)?,
             offsets_topic_replication_factor: values.short(OFFSETS_TOPIC_REPLICATION_FACTOR)?,
             group_initial_rebalance_delay_ms: values.int(GROUP_INITIAL_REBALANCE_DELAY_MS)?,
+            offsets_topic_segment_bytes: values.int(OFFSETS_TOPIC_SEGMENT_BYTES)?,
+            group_min_session_timeout_ms: values.int(GROUP_MIN_SESSION_TIMEOUT_MS)?,
+            group_max_session_timeout_ms: values.int(GROUP_MAX_SESSION_TIMEOUT_MS)?,
+            group_max_size: values.int(GROUP_MAX_SIZE)?,
+            offsets_commit_timeout_ms: values.int(OFFSETS_COMMIT_TIMEOUT_MS)?,
+            offset_metadata_max_bytes: values.int(OFFSET_METADATA_MAX_BYTES)?,
+            offsets_retention_minutes: values.int(OFFSETS_RETENTION_MINUTES)?,
+            offsets_retention_check_interval_ms: values
+                .long(OFFSETS_RETENTION_CHECK_INTERVAL_MS)?,
             producer_id_expiration_ms,
             log_defaults,
             topic_defaults,

@@ -7,17 +7,28 @@ mod alter_partition_reassignments;
 mod api_versions;
 mod create_partitions;
 mod create_topics;
+mod delete_groups;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
+mod describe_groups;
 mod elect_leaders;
 mod fetch;
+mod find_coordinator;
+mod heartbeat;
 mod init_producer_id;
+mod join_group;
+mod leave_group;
+mod list_groups;
 mod list_offsets;
 mod list_partition_reassignments;
 mod metadata;
+mod offset_commit;
+mod offset_delete;
+mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
+mod sync_group;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -39,6 +50,15 @@ pub struct ConnectionInfo {
     pub listener: Arc<str>,
     /// The client's address.
     pub peer: SocketAddr,
+}
+
+/// Who a group member is, as DescribeGroups reports it.
+#[derive(Debug, Clone)]
+pub struct ClientInfo {
+    /// The request header's client id ("" when null).
+    pub client_id: String,
+    /// The client's address as Kafka prints it: `/127.0.0.1`.
+    pub host: String,
 }
 
 /// What the connection does after a request.
@@ -68,6 +88,15 @@ pub async fn dispatch(state: &BrokerState, ctx: RequestContext) -> Reply {
         connection,
     } = ctx;
     let correlation_id = request.correlation_id();
+    let client = || ClientInfo {
+        client_id: request
+            .header
+            .client_id
+            .as_ref()
+            .map(|c| c.to_string())
+            .unwrap_or_default(),
+        host: format!("/{}", connection.peer.ip()),
+    };
     let key = request.api_key;
     let version = request.api_version;
     if !table::is_supported(key, version) {
@@ -150,6 +179,40 @@ pub async fn dispatch(state: &BrokerState, ctx: RequestContext) -> Reply {
         }
         RequestBody::Kafka(RequestKind::DescribeCluster(req)) => {
             ResponseKind::DescribeCluster(describe_cluster::handle(state, &connection, req))
+        }
+        RequestBody::Kafka(RequestKind::FindCoordinator(req)) => ResponseKind::FindCoordinator(
+            find_coordinator::handle(state, &connection, req, version).await,
+        ),
+        RequestBody::Kafka(RequestKind::JoinGroup(req)) => {
+            let client = client();
+            ResponseKind::JoinGroup(join_group::handle(state, &client, req, version).await)
+        }
+        RequestBody::Kafka(RequestKind::SyncGroup(req)) => {
+            ResponseKind::SyncGroup(sync_group::handle(state, req).await)
+        }
+        RequestBody::Kafka(RequestKind::Heartbeat(req)) => {
+            ResponseKind::Heartbeat(heartbeat::handle(state, req).await)
+        }
+        RequestBody::Kafka(RequestKind::LeaveGroup(req)) => {
+            ResponseKind::LeaveGroup(leave_group::handle(state, req, version).await)
+        }
+        RequestBody::Kafka(RequestKind::OffsetCommit(req)) => {
+            ResponseKind::OffsetCommit(offset_commit::handle(state, req).await)
+        }
+        RequestBody::Kafka(RequestKind::OffsetFetch(req)) => {
+            ResponseKind::OffsetFetch(offset_fetch::handle(state, req, version).await)
+        }
+        RequestBody::Kafka(RequestKind::DescribeGroups(req)) => {
+            ResponseKind::DescribeGroups(describe_groups::handle(state, req).await)
+        }
+        RequestBody::Kafka(RequestKind::ListGroups(req)) => {
+            ResponseKind::ListGroups(list_groups::handle(state, req).await)
+        }
+        RequestBody::Kafka(RequestKind::DeleteGroups(req)) => {
+            ResponseKind::DeleteGroups(delete_groups::handle(state, req).await)
+        }
+        RequestBody::Kafka(RequestKind::OffsetDelete(req)) => {
+            ResponseKind::OffsetDelete(offset_delete::handle(state, req).await)
         }
         RequestBody::Kafka(_) => return Reply::Close(format!("no handler for {key:?} v{version}")),
     };
