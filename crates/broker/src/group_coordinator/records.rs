@@ -84,7 +84,10 @@ pub fn encode_batch(records: &[KeyValue], now_ms: i64) -> Result<Bytes, String> 
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: -1,
+            // The encoder starts a new batch wherever `offset - sequence` changes and derives
+            // the base sequence from the first record: -1, 0, 1, ... keep every record in the
+            // one batch the log appends, with base sequence -1 (no producer).
+            sequence: i as i32 - 1,
             timestamp: now_ms,
             key: Some(key.clone()),
             value: value.clone(),
@@ -221,6 +224,14 @@ mod tests {
             1000,
         )
         .unwrap();
+        let batches: Vec<_> = BatchIter::new(&batch, usize::MAX)
+            .map(|b| b.map(|b| (b.size(), b.base_sequence())).unwrap())
+            .collect();
+        assert_eq!(
+            batches,
+            vec![(batch.len(), -1)],
+            "one batch: the log appends one"
+        );
         let mut seen = Vec::new();
         let next = decode_batches(&batch, |o, r| seen.push((o, r))).unwrap();
         assert_eq!(next, Some(4));
