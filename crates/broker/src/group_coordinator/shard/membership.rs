@@ -215,6 +215,7 @@ impl Shard {
                     m.awaiting_join = Some(reply);
                 }
                 self.prepare_rebalance(&req.group_id, "static member rejoined", now);
+                self.maybe_complete_join(&req.group_id, now).await;
             }
             GroupState::PreparingRebalance => {
                 if let Some(m) = group.members.get_mut(&new_id) {
@@ -334,6 +335,7 @@ impl Shard {
             GroupState::CompletingRebalance | GroupState::Stable => {
                 update_member(member, &req, reply);
                 self.prepare_rebalance(&req.group_id, "member changed its protocols", now);
+                self.maybe_complete_join(&req.group_id, now).await;
             }
             GroupState::Empty | GroupState::Dead => {
                 let _ = reply.send(JoinResponse::error(
@@ -345,7 +347,9 @@ impl Shard {
     }
 
     /// Starts a join phase: members must rejoin within the longest rebalance timeout; a new
-    /// group first waits `group.initial.rebalance.delay.ms` for more members.
+    /// group first waits `group.initial.rebalance.delay.ms` for more members. Callers then
+    /// call [`Shard::maybe_complete_join`], as Kafka's `tryCompleteElseWatch`: a phase that
+    /// waits for nobody (the only member rejoined, or the last one left) completes at once.
     pub(super) fn prepare_rebalance(&mut self, group_id: &str, reason: &str, now: Instant) {
         let initial_delay = self.config.initial_rebalance_delay_ms.max(0) as u64;
         self.next_phase += 1;
@@ -752,7 +756,8 @@ impl Shard {
         };
         match state {
             GroupState::Stable | GroupState::CompletingRebalance => {
-                self.prepare_rebalance(group_id, reason, now)
+                self.prepare_rebalance(group_id, reason, now);
+                self.maybe_complete_join(group_id, now).await;
             }
             GroupState::PreparingRebalance => self.maybe_complete_join(group_id, now).await,
             GroupState::Empty | GroupState::Dead => {}
@@ -842,6 +847,7 @@ impl Shard {
                     g.remove_member(id);
                 }
                 self.prepare_rebalance(&group, "members did not sync in time", now);
+                self.maybe_complete_join(&group, now).await;
             }
         }
     }
