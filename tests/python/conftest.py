@@ -110,6 +110,10 @@ def _start(binary: Path, data_dir: Path, log_path: Path) -> Broker | None:
         f"log.dirs={data_dir}",
         "--set",
         f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+        # A new group's first rebalance waits this long for more members (Kafka: 3000 ms);
+        # the group tests start many groups. Everything else keeps Kafka's defaults.
+        "--set",
+        "group.initial.rebalance.delay.ms=100",
     ]
     env = dict(os.environ, NO_COLOR="1")
     env.setdefault("RUST_LOG", "info")
