@@ -1,9 +1,9 @@
 """Real Kafka clients against one `rivulet server`: kafka-python, confluent-kafka, kcat.
 
 Each client creates its topics, produces keyed messages with headers under every compression
-codec it supports, and reads them back by manual assignment from the beginning (there are no
-consumer groups yet, so nothing commits). The batches the broker stored are also read from the
-segment files, to check the codec and producer id the client really used.
+codec it supports, and reads them back by manual assignment from the beginning (nothing
+commits: test_groups.py covers consumer groups). The batches the broker stored are also read
+from the segment files, to check the codec and producer id the client really used.
 """
 
 from __future__ import annotations
@@ -271,11 +271,9 @@ def test_kafka_python_offsets_for_times_and_end_offsets(broker):
 # --- confluent-kafka (librdkafka) ---------------------------------------------------------
 
 
-# librdkafka enables its LZ4 feature only when the broker advertises FindCoordinator (its feature
-# map dates LZ4 support by that API, src/rdkafka_feature.c), and silently sends batches
-# uncompressed without it. Rivulet has no FindCoordinator until consumer groups land: when it
-# does, this test fails here and the entry goes.
-LIBRDKAFKA_STORED_CODEC = {"lz4": "none"}
+# What librdkafka really stores per requested codec, where that differs. (It enables LZ4 only
+# when the broker advertises FindCoordinator, src/rdkafka_feature.c; the broker does now.)
+LIBRDKAFKA_STORED_CODEC: dict[str, str] = {}
 
 
 def ck_admin(bootstrap: str) -> AdminClient:
