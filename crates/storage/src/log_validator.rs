@@ -126,6 +126,30 @@ fn check_timestamp(ts: i64, config: &LogConfig, now_ms: i64) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a batch holding a record without a key, for a topic whose `cleanup.policy` includes
+/// `compact` (compaction keeps the latest record per key; a keyless record has none). Kafka
+/// answers `INVALID_RECORD` with this message. Compressed batches are decompressed to look
+/// (at most [`crate::compression::MAX_DECOMPRESSED_BATCH_BYTES`]), as Kafka does for them.
+pub fn require_keys(bytes: &[u8], topic_partition: &crate::TopicPartition) -> Result<()> {
+    let b = RecordBatch::new(bytes)?;
+    let mut keyless = false;
+    crate::compression::for_each_record(
+        &b,
+        crate::compression::MAX_DECOMPRESSED_BATCH_BYTES,
+        |r| {
+            keyless = r.key.is_none();
+            !keyless
+        },
+    )?;
+    if keyless {
+        return Err(StorageError::InvalidRecord(format!(
+            "Compacted topic cannot accept message without key in topic partition \
+             {topic_partition}."
+        )));
+    }
+    Ok(())
+}
+
 /// Applies [`ValidatedBatch::rewrite_timestamp`] to a copy of the batch the caller owns.
 pub fn apply_timestamp_rewrite(bytes: &mut [u8], validated: &ValidatedBatch) {
     if let Some(timestamp_type) = validated.rewrite_timestamp {
