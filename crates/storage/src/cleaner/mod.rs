@@ -62,6 +62,9 @@ impl Default for CleanerConfig {
 pub struct LogCleaner {
     config: CleanerConfig,
     in_progress: Mutex<HashSet<TopicPartition>>,
+    /// Logs whose clean failed (damaged data, I/O): skipped from then on, so one bad log does
+    /// not stop the others from being cleaned (Kafka's uncleanable partitions).
+    uncleanable: Mutex<HashSet<TopicPartition>>,
 }
 
 /// What a round cleaned.
@@ -96,6 +99,7 @@ impl LogCleaner {
         LogCleaner {
             config,
             in_progress: Mutex::new(HashSet::new()),
+            uncleanable: Mutex::new(HashSet::new()),
         }
     }
 
@@ -116,11 +120,18 @@ impl LogCleaner {
         logs: &LogManager,
         now_ms: i64,
     ) -> Result<Option<(SharedLog, LogSnapshot, LogToClean, InProgress<'a>)>> {
-        let busy = self
+        let mut busy = self
             .in_progress
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
+        busy.extend(
+            self.uncleanable
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .cloned(),
+        );
         let mut best: Option<(f64, SharedLog, LogSnapshot, LogToClean)> = None;
         let mut expired: Option<(SharedLog, LogSnapshot, LogToClean)> = None;
         for (_, shared) in logs.snapshot() {
@@ -162,7 +173,7 @@ impl LogCleaner {
     }
 
     /// One round: cleans the filthiest due log of `logs`, if any, and checkpoints its new first
-    /// dirty offset. `should_stop` is polled between batches (shutdown). `Ok(None)` when no log
+    /// dirty offset. A log whose clean fails is marked uncleanable and skipped from then on. `should_stop` is polled between batches (shutdown). `Ok(None)` when no log
     /// was due: the caller backs off (`log.cleaner.backoff.ms`).
     pub fn clean_once(
         &self,
