@@ -236,7 +236,8 @@ impl ReplicaManager {
                     })
                     .await;
                     let cleaned = match round {
-                        Ok(Ok(cleaned)) => cleaned.is_some(),
+                        // An abandoned clean (the log changed under it) backs off too.
+                        Ok(Ok(cleaned)) => cleaned.is_some_and(|c| !c.stats.abandoned),
                         // Logged, and the log set aside, by the cleaner.
                         Ok(Err(_)) => false,
                         Err(e) => {

@@ -143,6 +143,16 @@ fn build_offset_map(
             }
             b.verify_crc()?;
             if !map.has_room_for(b.records_count().max(0) as usize) {
+                if map.is_empty() {
+                    // Not even one batch fits: no round could ever make progress.
+                    return Err(StorageError::InvalidRecord(format!(
+                        "the cleaner's offset map holds {} keys, fewer than the {} records of \
+                         the batch at offset {} (raise log.cleaner.dedupe.buffer.size)",
+                        map.capacity(),
+                        b.records_count(),
+                        b.base_offset()
+                    )));
+                }
                 tracing::info!(partition = %snap.topic_partition, keys = map.len(), offset = b.base_offset(), "offset map full; cleaning up to here this round");
                 return Ok(Some(b.base_offset().max(first_dirty)));
             }
