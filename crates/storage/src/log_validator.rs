@@ -6,7 +6,8 @@
 //! timestamps. Uncompressed batches also have their records walked (lengths and offset deltas)
 //! without allocating. Compressed batches are stored as they are; their records are not
 //! inspected (Kafka decompresses to validate them; Rivulet leaves that to the consumer's CRC and
-//! decoder and keeps the produce path copy-free).
+//! decoder and keeps the produce path copy-free), except on compacted topics, where
+//! [`require_keys`] decompresses them to refuse keyless records, as Kafka does.
 
 use crate::batch::{self, Compression, RecordBatch, TimestampType, NO_TIMESTAMP};
 use crate::config::LogConfig;

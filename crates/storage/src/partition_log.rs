@@ -13,7 +13,9 @@
 //! The high watermark is set from outside (the replication layer); reads take an upper bound so
 //! consumers never see past it. Writers take `&mut self`, readers `&self`; the owner wraps the log
 //! in a lock per partition (reads can share it), so appends to different partitions never
-//! contend. All calls do blocking file I/O and belong on a blocking thread.
+//! contend. All calls do blocking file I/O and belong on a blocking thread. The log cleaner
+//! ([`crate::cleaner`]) reads inactive segments without the lock and replaces them under the
+//! write lock; `generation` tells it whether segments were deleted or cut meanwhile.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
