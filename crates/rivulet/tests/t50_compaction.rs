@@ -1,7 +1,8 @@
 //! Log compaction (`cleanup.policy=compact`) through librdkafka: the broker's background
 //! cleaner keeps the latest record of each key at the offset the producer got for it, removes
 //! tombstones after `delete.retention.ms`, never disturbs a consumer reading meanwhile, and the
-//! topic refuses records without a key.
+//! topic refuses records without a key. On three nodes, every replica compacts its own copy, and
+//! a follower's compacted copy serves consumers once it leads.
 //!
 //! Segments roll by time: records carry explicit timestamps one second apart per round and the
 //! topic has `segment.ms=500`, so every round starts a segment, without sleeping. The tests wait
@@ -14,12 +15,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use rdkafka::admin::{NewTopic, TopicReplication};
 use rdkafka::consumer::BaseConsumer;
+use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::Offset;
 
-use support::{assign, consumer, create_topic, now_ms, producer, Recorder, TestBroker, OP_TIMEOUT};
+use support::cluster::{ClusterView, TestCluster};
+use support::{
+    admin_options, assign, block_on, consumer, create_topic, now_ms, producer, Recorder,
+    TestBroker, OP_TIMEOUT,
+};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -134,6 +142,10 @@ fn read_while(
                 String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
                 m.payload().map(|v| String::from_utf8_lossy(v).into_owned()),
             )),
+            // A dead broker still in the metadata (the cluster test): librdkafka retries.
+            Some(Err(KafkaError::MessageConsumption(
+                RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::AllBrokersDown,
+            ))) => {}
             Some(Err(e)) => panic!("consumer error: {e}"),
         }
     }
@@ -388,4 +400,105 @@ fn keyless_records_are_refused_by_a_compacted_topic() {
         topic,
         &[("k".into(), Some("v".into()), now_ms())],
     );
+}
+
+#[test]
+fn followers_compact_their_own_copies_and_serve_them_as_leaders() {
+    let mut settings = vec![
+        ("broker.session.timeout.ms", "3000"),
+        ("broker.heartbeat.interval.ms", "500"),
+        ("replica.fetch.backoff.ms", "200"),
+        ("replica.fetch.wait.max.ms", "200"),
+    ];
+    settings.extend_from_slice(BROKER);
+    let mut c = TestCluster::start(3, &settings);
+    let topic = "compacted-replicated";
+    let bootstrap = c.bootstrap();
+    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+        rdkafka::config::ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .create()
+            .expect("admin client");
+    let mut new_topic = NewTopic::new(topic, 1, TopicReplication::Fixed(3));
+    for (k, v) in [
+        ("cleanup.policy", "compact"),
+        ("segment.ms", "500"),
+        ("min.cleanable.dirty.ratio", "0.01"),
+        ("min.insync.replicas", "3"),
+    ] {
+        new_topic = new_topic.set(k, v);
+    }
+    let created = block_on(
+        "CreateTopics",
+        OP_TIMEOUT,
+        admin.create_topics([&new_topic], &admin_options()),
+    )
+    .expect("CreateTopics");
+    assert_eq!(created, vec![Ok(topic.to_string())]);
+    let full_isr = |v: &ClusterView| {
+        v.topics
+            .get(topic)
+            .and_then(|(_, p)| p.first())
+            .is_some_and(|p| p.leader >= 0 && p.isr.len() == 3)
+    };
+    let (view, _) = c.wait_view(1, "a full ISR", WAIT, full_isr);
+    let leader = view.topics[topic].1[0].leader;
+
+    let recorder = Recorder::default();
+    let producer: BaseProducer<Recorder> = rdkafka::config::ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("acks", "all")
+        .set("linger.ms", "0")
+        .create_with_context(recorder.clone())
+        .expect("producer");
+    let base = now_ms() - 600_000;
+    let mut records: Vec<Record> = Vec::new();
+    for round in 0..5i64 {
+        for k in 0..10i64 {
+            records.push((
+                format!("key-{k}"),
+                Some(format!("key-{k} round-{round}")),
+                base + round * 1000 + k,
+            ));
+        }
+    }
+    let offsets = produce(&producer, &recorder, topic, &records);
+    let filler = produce(
+        &producer,
+        &recorder,
+        topic,
+        &[("filler".into(), Some("filler".into()), base + 5_000)],
+    );
+    let mut latest: BTreeMap<String, i64> = BTreeMap::new();
+    for ((key, _, _), offset) in records.iter().zip(&offsets) {
+        latest.insert(key.clone(), *offset);
+    }
+    // Every replica cleans its own copy.
+    for id in 1..=3 {
+        wait_cleaned_to(c.node(id), topic, filler[0]);
+    }
+    // The leader dies; a follower's compacted copy is what consumers read now.
+    c.node(leader).kill();
+    let observer = (1..=3).find(|id| *id != leader).expect("a survivor");
+    c.wait_view(observer, "a new leader", WAIT, |v| {
+        v.topics
+            .get(topic)
+            .and_then(|(_, p)| p.first())
+            .is_some_and(|p| p.leader >= 0 && p.leader != leader)
+    });
+    let consumer: BaseConsumer = rdkafka::config::ClientConfig::new()
+        .set("bootstrap.servers", c.bootstrap())
+        .set("group.id", "rivulet-compaction-check")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .create()
+        .expect("consumer");
+    let got = read_until(&consumer, topic, filler[0]);
+    let mut expected: Vec<Consumed> = latest
+        .iter()
+        .map(|(k, o)| (*o, k.clone(), Some(format!("{k} round-4"))))
+        .collect();
+    expected.push((filler[0], "filler".into(), Some("filler".into())));
+    expected.sort();
+    assert_eq!(got, expected);
 }
