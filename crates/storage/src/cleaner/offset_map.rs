@@ -2,19 +2,20 @@
 //! (Kafka's `SkimpyOffsetMap`).
 //!
 //! Keys are not stored: each is reduced to a 128-bit XXH3 digest, so an entry costs a fixed
-//! [`ENTRY_BYTES`] whatever the key's size, and the map's memory is bounded by the entry count
-//! the cleaner's `log.cleaner.dedupe.buffer.size` allows. Two keys with the same digest would be
-//! taken for one (the older record of the pair dropped); at 128 bits that needs about 2^64 keys
-//! to become likely. Kafka takes the same risk with MD5.
+//! [`BUCKET_BYTES`] whatever the key's size. The table is allocated once, up front, like Kafka's
+//! dedupe buffer: the largest power-of-two number of buckets that fits the memory given
+//! (`log.cleaner.dedupe.buffer.size` / threads), of which 7/8 may hold keys; it never grows, so
+//! the memory bound holds. Two keys with the same digest would be taken for one (the older
+//! record of the pair dropped); at 128 bits that needs about 2^64 keys to become likely. Kafka
+//! takes the same risk with MD5.
 //!
 //! Thread safety: plain data, owned by one cleaning at a time.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-/// What one entry is charged against the dedupe buffer: the 16-byte digest, the 8-byte offset,
-/// and the hash table's control byte and spare slots (rounded up).
-pub const ENTRY_BYTES: usize = 32;
+/// Memory of one hash-table bucket: the 16-byte digest, the 8-byte offset and a control byte.
+pub const BUCKET_BYTES: usize = 16 + 8 + 1;
 
 /// Maps the digest of each key seen to the highest offset seen for it.
 #[derive(Debug)]
@@ -25,11 +26,20 @@ pub struct OffsetMap {
 }
 
 impl OffsetMap {
-    /// A map that holds at most `memory_bytes / ENTRY_BYTES` keys (at least one).
+    /// A map whose table takes at most `memory_bytes` (see the module doc), allocated now;
+    /// it holds at least one key.
     pub fn with_memory(memory_bytes: usize) -> Self {
+        let fitting = (memory_bytes / BUCKET_BYTES).max(1);
+        let buckets = 1usize << fitting.ilog2();
+        let capacity = if buckets >= 8 {
+            buckets / 8 * 7
+        } else {
+            buckets * 7 / 8
+        }
+        .max(1);
         OffsetMap {
-            entries: HashMap::default(),
-            capacity: (memory_bytes / ENTRY_BYTES).max(1),
+            entries: HashMap::with_capacity_and_hasher(capacity, Default::default()),
+            capacity,
             latest_offset: None,
         }
     }
@@ -131,11 +141,22 @@ mod tests {
     }
 
     #[test]
+    fn capacity_is_seven_eighths_of_the_buckets_that_fit() {
+        assert_eq!(
+            OffsetMap::with_memory(128 << 20).capacity(),
+            (4 << 20) / 8 * 7
+        );
+        assert_eq!(OffsetMap::with_memory(8 * BUCKET_BYTES).capacity(), 7);
+        assert_eq!(OffsetMap::with_memory(0).capacity(), 1);
+    }
+
+    #[test]
     fn refuses_new_keys_when_full_but_updates_known_ones() {
-        let mut map = OffsetMap::with_memory(2 * ENTRY_BYTES);
-        assert_eq!(map.capacity(), 2);
+        let mut map = OffsetMap::with_memory(4 * BUCKET_BYTES);
+        assert_eq!(map.capacity(), 3);
         assert!(map.put(b"a", 1));
         assert!(map.put(b"b", 2));
+        assert!(map.put(b"d", 2));
         assert!(!map.has_room_for(1));
         assert!(!map.put(b"c", 3));
         assert!(map.put(b"a", 4));

@@ -550,7 +550,7 @@ fn a_full_offset_map_cleans_up_to_where_it_filled() {
     f.roll();
     let cleaner = LogCleaner::new(CleanerConfig {
         threads: 1,
-        dedupe_buffer_size: 6 * offset_map::ENTRY_BYTES,
+        dedupe_buffer_size: 8 * offset_map::BUCKET_BYTES,
     });
     let first = f.clean(&cleaner, NOW).unwrap();
     let leo = read_log(&f.log()).log_end_offset();
