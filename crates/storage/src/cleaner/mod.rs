@@ -65,8 +65,6 @@ pub struct LogCleaner {
     /// Logs whose clean failed (damaged data, I/O): skipped from then on, so one bad log does
     /// not stop the others from being cleaned (Kafka's uncleanable partitions).
     uncleanable: Mutex<HashSet<TopicPartition>>,
-    /// Offset maps between rounds, one per thread at most: each is allocated once.
-    maps: Mutex<Vec<OffsetMap>>,
 }
 
 /// What a round cleaned.
@@ -102,7 +100,6 @@ impl LogCleaner {
             config,
             in_progress: Mutex::new(HashSet::new()),
             uncleanable: Mutex::new(HashSet::new()),
-            maps: Mutex::new(Vec::new()),
         }
     }
 
@@ -188,13 +185,10 @@ impl LogCleaner {
             return Ok(None);
         };
         let started = std::time::Instant::now();
-        let pooled = self.maps.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let mut map = pooled.unwrap_or_else(|| OffsetMap::with_memory(self.map_memory()));
+        // A fresh map per round: its table grows to what this log's keys need, no further.
+        let mut map = OffsetMap::with_memory(self.map_memory());
         let result = compactor::clean_log(&shared, &snap, &to_clean, &mut map, now_ms, should_stop);
-        self.maps
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(map);
+        drop(map);
         let stats = match result {
             Ok(stats) => stats,
             // Truncated, deleted or shrunk by retention under the clean: what it read is

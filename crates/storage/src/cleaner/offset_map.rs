@@ -2,10 +2,12 @@
 //! (Kafka's `SkimpyOffsetMap`).
 //!
 //! Keys are not stored: each is reduced to a 128-bit XXH3 digest, so an entry costs a fixed
-//! [`BUCKET_BYTES`] whatever the key's size. The table is allocated once, up front, like Kafka's
-//! dedupe buffer: the largest power-of-two number of buckets that fits the memory given
-//! (`log.cleaner.dedupe.buffer.size` / threads), of which 7/8 may hold keys; it never grows, so
-//! the memory bound holds. Two keys with the same digest would be taken for one (the older
+//! [`BUCKET_BYTES`] whatever the key's size. The table grows with the keys, by doubling, up to
+//! the largest power-of-two number of buckets that fits the memory given
+//! (`log.cleaner.dedupe.buffer.size` / threads), 7/8 of which may hold keys: past that the map
+//! is full. (While it doubles, the old table lives on for a moment: 1.5 times the final size at
+//! most.) Unlike Kafka's buffer, allocated whole up front, a log with few keys gets a table that
+//! fits the CPU caches: lookups into a table sized for millions of keys miss them every time. Two keys with the same digest would be taken for one (the older
 //! record of the pair dropped); at 128 bits that needs about 2^64 keys to become likely. Kafka
 //! takes the same risk with MD5.
 //!
@@ -26,8 +28,8 @@ pub struct OffsetMap {
 }
 
 impl OffsetMap {
-    /// A map whose table takes at most `memory_bytes` (see the module doc), allocated now;
-    /// it holds at least one key.
+    /// A map whose table may grow to `memory_bytes` (see the module doc); it holds at least one
+    /// key. Nothing is allocated until keys arrive.
     pub fn with_memory(memory_bytes: usize) -> Self {
         let fitting = (memory_bytes / BUCKET_BYTES).max(1);
         let buckets = 1usize << fitting.ilog2();
@@ -38,7 +40,7 @@ impl OffsetMap {
         }
         .max(1);
         OffsetMap {
-            entries: HashMap::with_capacity_and_hasher(capacity, Default::default()),
+            entries: HashMap::default(),
             capacity,
             latest_offset: None,
         }
