@@ -6,11 +6,18 @@
 //! Background timers write the offset checkpoints, apply retention and flush by time (Kafka's
 //! `log.flush.offset.checkpoint.interval.ms` and `replica.high.watermark.checkpoint.interval.ms`,
 //! `log.retention.check.interval.ms`, `flush.ms`). Log file work runs on blocking threads.
+//!
+//! The log cleaner runs as `log.cleaner.threads` loops, each cleaning the filthiest due
+//! compacted log on a blocking thread, one round after another, and sleeping
+//! `log.cleaner.backoff.ms` when no log is due. Leaders and followers clean their own copies,
+//! as in Kafka. A round polls the shutdown token between batches, so shutdown does not wait
+//! for a long clean.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use rivulet_storage::cleaner::{CleanerConfig, LogCleaner};
 use rivulet_storage::{LogConfig, LogManager, StorageError, TopicPartition};
 use tokio_util::sync::CancellationToken;
 
@@ -198,12 +205,64 @@ impl ReplicaManager {
         Ok(())
     }
 
-    /// Starts the checkpoint, retention and flush timers; they stop with `shutdown`.
+    /// Starts the log cleaner threads (`log.cleaner.enable`, `log.cleaner.threads`); they stop
+    /// with `shutdown`.
+    fn spawn_cleaners(
+        self: &Arc<Self>,
+        shutdown: &CancellationToken,
+        tasks: &tokio_util::task::TaskTracker,
+    ) {
+        let threads = usize::try_from(self.config.log_cleaner_threads).unwrap_or(0);
+        if !self.config.log_cleaner_enable || threads == 0 {
+            tracing::info!("log cleaner disabled");
+            return;
+        }
+        let cleaner = Arc::new(LogCleaner::new(CleanerConfig {
+            threads,
+            dedupe_buffer_size: usize::try_from(self.config.log_cleaner_dedupe_buffer_size)
+                .unwrap_or(usize::MAX),
+        }));
+        let backoff = Duration::from_millis(self.config.log_cleaner_backoff_ms.max(0) as u64);
+        for thread in 0..threads {
+            let logs = Arc::clone(&self.logs);
+            let cleaner = Arc::clone(&cleaner);
+            let shutdown = shutdown.clone();
+            tasks.spawn(async move {
+                loop {
+                    let (logs, cleaner, stop) =
+                        (Arc::clone(&logs), Arc::clone(&cleaner), shutdown.clone());
+                    let round = tokio::task::spawn_blocking(move || {
+                        cleaner.clean_once(&logs, now_ms(), &|| stop.is_cancelled())
+                    })
+                    .await;
+                    let cleaned = match round {
+                        // An abandoned clean (the log changed under it) backs off too.
+                        Ok(Ok(cleaned)) => cleaned.is_some_and(|c| !c.stats.abandoned),
+                        // Logged, and the log set aside, by the cleaner.
+                        Ok(Err(_)) => false,
+                        Err(e) => {
+                            tracing::error!(thread, error = %e, "log cleaner task failed");
+                            false
+                        }
+                    };
+                    let pause = if cleaned { Duration::ZERO } else { backoff };
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(pause) => {}
+                    }
+                }
+            });
+        }
+    }
+
+    /// Starts the checkpoint, retention, flush and log cleaner timers; they stop with
+    /// `shutdown`.
     pub fn spawn_maintenance(
         self: &Arc<Self>,
         shutdown: CancellationToken,
         tasks: &tokio_util::task::TaskTracker,
     ) {
+        self.spawn_cleaners(&shutdown, tasks);
         let every = |ms: i64| Duration::from_millis(ms.clamp(10, 24 * 3600 * 1000) as u64);
         let jobs: [(Duration, &'static str); 3] = [
             // One timer writes both the recovery points and the high watermarks, as often as

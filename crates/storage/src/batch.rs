@@ -49,6 +49,8 @@ const COMPRESSION_MASK: i16 = 0x07;
 const TIMESTAMP_TYPE_BIT: i16 = 0x08;
 const TRANSACTIONAL_BIT: i16 = 0x10;
 const CONTROL_BIT: i16 = 0x20;
+/// Attributes bit 6: `baseTimestamp` holds the batch's delete horizon (KIP-534).
+const DELETE_HORIZON_BIT: i16 = 0x40;
 
 /// Compression codec of a batch (attributes bits 0-2). The log stores batches compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -273,6 +275,12 @@ impl<'a> RecordBatch<'a> {
     pub fn is_control(&self) -> bool {
         self.attributes() & CONTROL_BIT != 0
     }
+    /// The time after which the log cleaner may drop this batch's tombstones (KIP-534): set
+    /// in `baseTimestamp`, flagged by attributes bit 6, when the cleaner first keeps a batch
+    /// holding tombstones. Record timestamps stay `baseTimestamp + timestampDelta`.
+    pub fn delete_horizon_ms(&self) -> Option<i64> {
+        (self.attributes() & DELETE_HORIZON_BIT != 0).then(|| self.base_timestamp())
+    }
     /// Offset of the last record relative to the base offset.
     pub fn last_offset_delta(&self) -> i32 {
         be_i32(self.bytes, LAST_OFFSET_DELTA)
@@ -399,6 +407,91 @@ pub fn set_max_timestamp(batch: &mut [u8], timestamp_type: TimestampType, max_ti
     batch[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
+/// The header fields of a batch to build with [`encode_batch`] (the CRC and lengths are
+/// computed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchHeader {
+    /// `baseOffset`.
+    pub base_offset: i64,
+    /// `partitionLeaderEpoch`.
+    pub partition_leader_epoch: i32,
+    /// `attributes`: codec, timestamp type, transactional, control and delete-horizon bits.
+    pub attributes: i16,
+    /// `lastOffsetDelta`.
+    pub last_offset_delta: i32,
+    /// `baseTimestamp` (the delete horizon when attributes bit 6 is set).
+    pub base_timestamp: i64,
+    /// `maxTimestamp`.
+    pub max_timestamp: i64,
+    /// `producerId`.
+    pub producer_id: i64,
+    /// `producerEpoch`.
+    pub producer_epoch: i16,
+    /// `baseSequence`.
+    pub base_sequence: i32,
+    /// `recordsCount`.
+    pub records_count: i32,
+}
+
+impl BatchHeader {
+    /// The header of `batch`, to be changed and written again.
+    pub fn of(batch: &RecordBatch<'_>) -> Self {
+        BatchHeader {
+            base_offset: batch.base_offset(),
+            partition_leader_epoch: batch.partition_leader_epoch(),
+            attributes: batch.attributes(),
+            last_offset_delta: batch.last_offset_delta(),
+            base_timestamp: batch.base_timestamp(),
+            max_timestamp: batch.max_timestamp(),
+            producer_id: batch.producer_id(),
+            producer_epoch: batch.producer_epoch(),
+            base_sequence: batch.base_sequence(),
+            records_count: batch.records_count(),
+        }
+    }
+
+    /// Sets or clears the delete-horizon flag (attributes bit 6).
+    pub fn set_delete_horizon_flag(&mut self, set: bool) {
+        if set {
+            self.attributes |= DELETE_HORIZON_BIT;
+        } else {
+            self.attributes &= !DELETE_HORIZON_BIT;
+        }
+    }
+
+    /// Replaces the codec bits of the attributes.
+    pub fn set_codec_id(&mut self, codec_id: i16) {
+        self.attributes = (self.attributes & !COMPRESSION_MASK) | (codec_id & COMPRESSION_MASK);
+    }
+}
+
+/// Appends a v2 batch with `header` and the (already compressed, if the attributes say so)
+/// `records` section to `out`, with its length and CRC-32C filled in. Fails if the batch would
+/// exceed the 2 GiB a length field can state.
+pub fn encode_batch(header: &BatchHeader, records: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    let length = i32::try_from(BATCH_HEADER_SIZE - LOG_OVERHEAD + records.len())
+        .map_err(|_| StorageError::InvalidRecord("batch too large to encode".into()))?;
+    let start = out.len();
+    out.reserve(BATCH_HEADER_SIZE + records.len());
+    out.extend_from_slice(&header.base_offset.to_be_bytes());
+    out.extend_from_slice(&length.to_be_bytes());
+    out.extend_from_slice(&header.partition_leader_epoch.to_be_bytes());
+    out.push(MAGIC_V2 as u8);
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&header.attributes.to_be_bytes());
+    out.extend_from_slice(&header.last_offset_delta.to_be_bytes());
+    out.extend_from_slice(&header.base_timestamp.to_be_bytes());
+    out.extend_from_slice(&header.max_timestamp.to_be_bytes());
+    out.extend_from_slice(&header.producer_id.to_be_bytes());
+    out.extend_from_slice(&header.producer_epoch.to_be_bytes());
+    out.extend_from_slice(&header.base_sequence.to_be_bytes());
+    out.extend_from_slice(&header.records_count.to_be_bytes());
+    out.extend_from_slice(records);
+    let crc = crc32c(&out[start + ATTRIBUTES..]);
+    out[start + CRC..start + CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    Ok(())
+}
+
 /// Iterates over the whole v2 batches in a buffer of concatenated batches.
 ///
 /// Stops (returns `None`) at an incomplete tail; [`BatchIter::position`] then tells where the
@@ -480,22 +573,24 @@ pub fn read_varlong(buf: &[u8]) -> Option<(i64, usize)> {
     None
 }
 
+/// Appends `v` as a zigzag varint/varlong, Kafka's record encoding.
+pub fn put_varint(out: &mut Vec<u8>, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    loop {
+        if z < 0x80 {
+            out.push(z as u8);
+            return;
+        }
+        out.push((z as u8 & 0x7f) | 0x80);
+        z >>= 7;
+    }
+}
+
 /// Builders of valid batches for tests and benchmarks in this crate and others.
 pub mod testing {
     use super::*;
 
-    /// Appends `v` as a zigzag varint/varlong, Kafka's record encoding.
-    pub fn put_varint(out: &mut Vec<u8>, v: i64) {
-        let mut z = ((v << 1) ^ (v >> 63)) as u64;
-        loop {
-            if z < 0x80 {
-                out.push(z as u8);
-                return;
-            }
-            out.push((z as u8 & 0x7f) | 0x80);
-            z >>= 7;
-        }
-    }
+    pub use super::put_varint;
 
     /// Options for [`build_batch`].
     #[derive(Debug, Clone)]
@@ -568,6 +663,47 @@ pub mod testing {
             records.extend_from_slice(&record);
         }
         records
+    }
+
+    /// A record's key and value for [`build_keyed_batch`]; `None` is null.
+    pub type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
+    /// Builds a v2 batch of records with the given keys and values (`None` is null: a null
+    /// value is a tombstone), record `i` with timestamp and offset delta `i`, its records
+    /// section compressed with `codec`, with a valid CRC.
+    pub fn build_keyed_batch(
+        spec: &BatchSpec,
+        records: &[KeyValue<'_>],
+        codec: Compression,
+    ) -> Vec<u8> {
+        let mut section = Vec::new();
+        let mut record = Vec::new();
+        for (i, (key, value)) in records.iter().enumerate() {
+            record.clear();
+            record.push(0);
+            put_varint(&mut record, i as i64);
+            put_varint(&mut record, i as i64);
+            for field in [key, value] {
+                match field {
+                    Some(bytes) => {
+                        put_varint(&mut record, bytes.len() as i64);
+                        record.extend_from_slice(bytes);
+                    }
+                    None => put_varint(&mut record, -1),
+                }
+            }
+            put_varint(&mut record, 0);
+            put_varint(&mut section, record.len() as i64);
+            section.extend_from_slice(&record);
+        }
+        let section = crate::compression::compress(codec, &section)
+            .expect("compressing into memory cannot fail");
+        assemble_batch(
+            spec,
+            records.len(),
+            crate::compression::codec_id(codec),
+            &section,
+        )
     }
 
     /// A batch header for `count` records with `attributes`, followed by `records`, with a

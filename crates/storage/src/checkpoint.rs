@@ -9,7 +9,7 @@
 //!   [`OffsetCheckpointFile`] here and by the leader-epoch cache ([`crate::leader_epoch_cache`]);
 //! - [`OffsetCheckpointFile`], the per-log-dir files mapping partitions to offsets
 //!   ([`RECOVERY_POINT_CHECKPOINT_FILE`], [`LOG_START_OFFSET_CHECKPOINT_FILE`],
-//!   [`REPLICATION_OFFSET_CHECKPOINT_FILE`]).
+//!   [`REPLICATION_OFFSET_CHECKPOINT_FILE`], [`CLEANER_OFFSET_CHECKPOINT_FILE`]).
 //!
 //! # On-disk format
 //!
@@ -56,6 +56,10 @@ pub const LOG_START_OFFSET_CHECKPOINT_FILE: &str = "log-start-offset-checkpoint"
 
 /// Name of the log-dir file holding each partition's high watermark.
 pub const REPLICATION_OFFSET_CHECKPOINT_FILE: &str = "replication-offset-checkpoint";
+
+/// Name of the log-dir file holding, per compacted partition, the log cleaner's first dirty
+/// offset: everything before it was compacted.
+pub const CLEANER_OFFSET_CHECKPOINT_FILE: &str = "cleaner-offset-checkpoint";
 
 /// The only format version of offset checkpoint files, as in Kafka.
 const OFFSET_CHECKPOINT_VERSION: i32 = 0;

@@ -2,11 +2,32 @@
 //!
 //! The broker builds one from broker defaults (`log.segment.bytes`, `log.retention.ms`, ...)
 //! overridden by topic configs (`segment.bytes`, `retention.ms`, ...); this crate only reads it.
+//! `cleanup.policy` decides who removes data: retention deletes whole segments (`delete`), the
+//! log cleaner keeps the latest record per key (`compact`, see [`crate::cleaner`]), or both.
 
 use crate::batch::TimestampType;
 
+/// `cleanup.policy`: what removes old data from a log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CleanupPolicy {
+    /// `delete`: whole segments are removed by `retention.ms` / `retention.bytes`.
+    pub delete: bool,
+    /// `compact`: the log cleaner keeps only the latest record of each key.
+    pub compact: bool,
+}
+
+impl Default for CleanupPolicy {
+    /// Kafka's default, `delete`.
+    fn default() -> Self {
+        CleanupPolicy {
+            delete: true,
+            compact: false,
+        }
+    }
+}
+
 /// Settings of one partition log. Field docs give the Kafka topic config key and its default.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
     /// `segment.bytes` (1 GiB): roll when the active segment would pass this size.
     pub segment_bytes: u64,
@@ -36,6 +57,18 @@ pub struct LogConfig {
     pub message_timestamp_after_max_ms: i64,
     /// `producer.id.expiration.ms` (1 day, a broker setting): forget idle idempotent producers.
     pub producer_id_expiration_ms: i64,
+    /// `cleanup.policy` (delete): retention, compaction, or both.
+    pub cleanup_policy: CleanupPolicy,
+    /// `delete.retention.ms` (1 day): how long compaction keeps a tombstone after the cleaner
+    /// first kept it (the batch's delete horizon, KIP-534).
+    pub delete_retention_ms: i64,
+    /// `min.compaction.lag.ms` (0): records newer than this are not compacted.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms` (`i64::MAX`): a dirty record older than this makes the log
+    /// eligible for cleaning whatever its dirty ratio.
+    pub max_compaction_lag_ms: i64,
+    /// `min.cleanable.dirty.ratio` (0.5): clean when dirty bytes / cleanable bytes reaches this.
+    pub min_cleanable_dirty_ratio: f64,
 }
 
 impl Default for LogConfig {
@@ -54,6 +87,11 @@ impl Default for LogConfig {
             message_timestamp_before_max_ms: i64::MAX,
             message_timestamp_after_max_ms: i64::MAX,
             producer_id_expiration_ms: 24 * 60 * 60 * 1000,
+            cleanup_policy: CleanupPolicy::default(),
+            delete_retention_ms: 24 * 60 * 60 * 1000,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            min_cleanable_dirty_ratio: 0.5,
         }
     }
 }

@@ -3,7 +3,8 @@
 //! A partition is a directory `<topic>-<partition>` holding segments named by their base offset
 //! (20 digits): `.log` holds RecordBatch v2 bytes exactly as they arrived, `.index` maps relative
 //! offsets to file positions and `.timeindex` maps timestamps to relative offsets, both sparse and
-//! memory-mapped. Only the last segment is written.
+//! memory-mapped. Only the last segment is written. Logs of compacted topics are cleaned in the
+//! background by [`cleaner::LogCleaner`], which rewrites inactive segments and swaps them in.
 //!
 //! Everything here is synchronous file I/O: the broker calls it from blocking threads, never from
 //! an async task directly. Types with `&mut self` writers are not internally synchronised; the
@@ -11,6 +12,7 @@
 
 pub mod batch;
 pub mod checkpoint;
+pub mod cleaner;
 pub mod compression;
 pub mod config;
 pub mod error;

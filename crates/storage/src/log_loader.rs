@@ -1,7 +1,11 @@
 //! Opening a partition directory after a clean shutdown or a crash (Kafka's `LogLoader`).
 //!
-//! 1. Leftovers of interrupted operations are removed: `*.tmp` files of atomic writes, and index
-//!    files whose `.log` is gone.
+//! 1. Leftovers of interrupted operations are removed: `*.tmp` files of atomic writes, the
+//!    log cleaner's `*.cleaned` files (a swap that had not begun), and index files whose `.log`
+//!    is gone. A cleaner swap that had begun (`<base>.log.swap` present) is completed: the
+//!    segments it replaces (bases in `[base, its next offset)`) are deleted and the `.swap`
+//!    file takes the name `<base>.log`; index `.swap` files are dropped and rebuilt (Kafka's
+//!    recovery of `.swap` files).
 //! 2. Segments are opened by base offset. After an unclean shutdown every segment that may hold
 //!    data past the recovery point (the last fsync) is scanned batch by batch: framing, magic,
 //!    CRC, increasing offsets. The first invalid byte ends the log there: the segment is truncated
@@ -15,6 +19,7 @@
 //! Nothing before the recovery point is lost, and nothing invalid is ever served.
 
 use std::collections::BTreeMap;
+use std::fs::File;
 use std::path::Path;
 
 use crate::config::LogConfig;
@@ -22,7 +27,9 @@ use crate::error::IoContext;
 use crate::leader_epoch_cache::LeaderEpochCache;
 use crate::partition_log::{LoadParams, PartitionLog};
 use crate::producer_state::ProducerStateManager;
-use crate::segment::{self, LogSegment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+use crate::segment::{
+    self, LogSegment, CLEANED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, SWAP_SUFFIX, TIME_INDEX_SUFFIX,
+};
 use crate::{Result, TopicPartition};
 
 /// Opens and recovers the log in `dir`; see the module doc.
@@ -107,6 +114,9 @@ pub(crate) fn load(
         last_flush_ms: params.now_ms,
         leader_epoch_cache,
         producer_state,
+        generation: 0,
+        cleaner_checkpoint: None,
+        latest_delete_horizon: None,
     };
     let map_end = log.producer_state.map_end_offset();
     if map_end > log.log_end_offset || map_end < log.log_start_offset {
@@ -128,16 +138,27 @@ pub(crate) fn load(
     Ok(log)
 }
 
-/// Deletes leftovers and returns the base offsets of the `.log` files present.
+/// Deletes leftovers, completes interrupted cleaner swaps, and returns the base offsets of the
+/// `.log` files present.
 fn clean_directory(dir: &Path) -> Result<Vec<i64>> {
     let mut logs = Vec::new();
     let mut indexes = Vec::new();
+    let mut swaps = Vec::new();
     for entry in std::fs::read_dir(dir).at(dir)? {
         let entry = entry.at(dir)?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
         let path = entry.path();
-        if name.ends_with(".tmp") || name.ends_with(".deleted") || name.ends_with(".cleaned") {
+        let swap_base = name
+            .strip_suffix(SWAP_SUFFIX)
+            .and_then(|n| segment::parse_file_name(n, LOG_SUFFIX));
+        if let Some(base) = swap_base {
+            swaps.push((base, path));
+        } else if name.ends_with(".tmp")
+            || name.ends_with(".deleted")
+            || name.ends_with(CLEANED_SUFFIX)
+            || name.ends_with(SWAP_SUFFIX)
+        {
             tracing::warn!(file = %path.display(), "removing leftover file");
             std::fs::remove_file(&path).at(&path)?;
         } else if let Some(base) = segment::parse_file_name(name, LOG_SUFFIX) {
@@ -149,6 +170,9 @@ fn clean_directory(dir: &Path) -> Result<Vec<i64>> {
         }
     }
     logs.sort_unstable();
+    for (base, swap_path) in swaps {
+        complete_swap(dir, base, &swap_path, &mut logs, &mut indexes)?;
+    }
     for (base, path) in indexes {
         if logs.binary_search(&base).is_err() {
             tracing::warn!(file = %path.display(), "removing index without a segment");
@@ -156,6 +180,54 @@ fn clean_directory(dir: &Path) -> Result<Vec<i64>> {
         }
     }
     Ok(logs)
+}
+
+/// Completes a cleaner swap interrupted after its commit point: deletes the segments the
+/// cleaned segment at `base` replaces (and every index of its base offset, rebuilt later), then
+/// renames `<base>.log.swap` to `<base>.log`.
+fn complete_swap(
+    dir: &Path,
+    base: i64,
+    swap_path: &Path,
+    logs: &mut Vec<i64>,
+    indexes: &mut Vec<(i64, std::path::PathBuf)>,
+) -> Result<()> {
+    let mut next_offset = base;
+    let damage = segment::scan_file(swap_path, |_, b| next_offset = b.next_offset())?;
+    if let Some((position, reason)) = damage {
+        // Written and fsynced before the commit point: damage here is not a torn write.
+        return Err(crate::StorageError::corrupt_file(
+            swap_path,
+            format!("at position {position}: {reason}"),
+        ));
+    }
+    let end = next_offset.max(base + 1);
+    let in_range = |b: &i64| (base..end).contains(b);
+    let mut replaced: Vec<i64> = logs.iter().copied().filter(in_range).collect();
+    replaced.extend(indexes.iter().map(|(b, _)| *b).filter(in_range));
+    replaced.push(base);
+    replaced.sort_unstable();
+    replaced.dedup();
+    for old in &replaced {
+        for kind in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+            let path = dir.join(segment::file_name(*old, kind));
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(crate::StorageError::io(&path, e))
+                }
+                _ => {}
+            }
+        }
+    }
+    logs.retain(|b| !in_range(b));
+    indexes.retain(|(b, _)| !in_range(b));
+    let target = dir.join(segment::file_name(base, LOG_SUFFIX));
+    std::fs::rename(swap_path, &target).at(swap_path)?;
+    File::open(dir).and_then(|d| d.sync_all()).at(dir)?;
+    tracing::warn!(segment = %target.display(), replaced = replaced.len(), "completed an interrupted cleaner swap");
+    logs.push(base);
+    logs.sort_unstable();
+    Ok(())
 }
 
 /// Scans every segment holding offsets at or after `recovery_point`; see the module doc.

@@ -8,6 +8,7 @@
 //! recovery-point-offset-checkpoint   topic partition offset: fsynced up to here
 //! log-start-offset-checkpoint        topic partition offset: first offset kept
 //! replication-offset-checkpoint      topic partition offset: high watermark
+//! cleaner-offset-checkpoint          topic partition offset: first dirty offset (compaction)
 //! ```
 //!
 //! On open, the marker decides whether logs are recovered (scanned from their recovery point)
@@ -25,8 +26,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use crate::checkpoint::{
-    OffsetCheckpointFile, LOG_START_OFFSET_CHECKPOINT_FILE, RECOVERY_POINT_CHECKPOINT_FILE,
-    REPLICATION_OFFSET_CHECKPOINT_FILE,
+    OffsetCheckpointFile, CLEANER_OFFSET_CHECKPOINT_FILE, LOG_START_OFFSET_CHECKPOINT_FILE,
+    RECOVERY_POINT_CHECKPOINT_FILE, REPLICATION_OFFSET_CHECKPOINT_FILE,
 };
 use crate::error::IoContext;
 use crate::partition_log::{LoadParams, PartitionLog};
@@ -49,6 +50,7 @@ struct LogDir {
     recovery_points: OffsetCheckpointFile,
     log_start_offsets: OffsetCheckpointFile,
     high_watermarks: OffsetCheckpointFile,
+    cleaner_offsets: OffsetCheckpointFile,
 }
 
 struct Entry {
@@ -61,6 +63,9 @@ pub struct LogManager {
     dirs: Vec<LogDir>,
     logs: RwLock<HashMap<TopicPartition, Entry>>,
     threads: usize,
+    /// Serialises writers of the cleaner checkpoints (several cleaner threads may finish at
+    /// once, and two writers of one checkpoint race on its `.tmp` file).
+    cleaner_checkpoint_writes: std::sync::Mutex<()>,
 }
 
 impl LogDir {
@@ -93,6 +98,7 @@ impl LogDir {
             high_watermarks: OffsetCheckpointFile::new(
                 path.join(REPLICATION_OFFSET_CHECKPOINT_FILE),
             ),
+            cleaner_offsets: OffsetCheckpointFile::new(path.join(CLEANER_OFFSET_CHECKPOINT_FILE)),
         })
     }
 }
@@ -158,7 +164,7 @@ impl LogManager {
             return Err(StorageError::corrupt_file(".", "no log dir configured"));
         }
         let mut dirs = Vec::new();
-        let mut jobs: Vec<(usize, TopicPartition, PathBuf, LoadParams)> = Vec::new();
+        let mut jobs: Vec<(usize, TopicPartition, PathBuf, LoadParams, Option<i64>)> = Vec::new();
         let mut markers = Vec::new();
         for (i, path) in log_dirs.iter().enumerate() {
             let dir = LogDir::lock(path)?;
@@ -167,6 +173,7 @@ impl LogManager {
             let recovery_points = dir.recovery_points.read()?;
             let log_starts = dir.log_start_offsets.read()?;
             let hws = dir.high_watermarks.read()?;
+            let cleaner_offsets = dir.cleaner_offsets.read()?;
             for entry in std::fs::read_dir(path).at(path)? {
                 let entry = entry.at(path)?;
                 if !entry.file_type().at(&entry.path())?.is_dir() {
@@ -193,15 +200,17 @@ impl LogManager {
                     clean_shutdown: clean,
                     now_ms,
                 };
-                jobs.push((i, tp, entry.path(), params));
+                let first_dirty = cleaner_offsets.get(&tp).copied();
+                jobs.push((i, tp, entry.path(), params, first_dirty));
             }
             if clean {
                 markers.push(marker);
             }
             dirs.push(dir);
         }
-        let loaded = parallel_map(jobs, threads, |(i, tp, path, params)| {
-            let log = PartitionLog::open(&path, tp.clone(), config_for(&tp), params)?;
+        let loaded = parallel_map(jobs, threads, |(i, tp, path, params, first_dirty)| {
+            let mut log = PartitionLog::open(&path, tp.clone(), config_for(&tp), params)?;
+            log.cleaner_checkpoint = first_dirty;
             Ok((
                 tp,
                 Entry {
@@ -232,6 +241,7 @@ impl LogManager {
             dirs,
             logs: RwLock::new(logs),
             threads: threads.max(1),
+            cleaner_checkpoint_writes: std::sync::Mutex::new(()),
         })
     }
 
@@ -300,7 +310,12 @@ impl LogManager {
         let Some(entry) = self.map_mut().remove(tp) else {
             return Ok(false);
         };
-        let dir = write_log(&entry.log).dir().to_path_buf();
+        let dir = {
+            let mut log = write_log(&entry.log);
+            // A clean in progress must not swap files into the doomed directory.
+            log.generation += 1;
+            log.dir().to_path_buf()
+        };
         let unique = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
@@ -311,7 +326,8 @@ impl LogManager {
         Ok(true)
     }
 
-    fn snapshot(&self) -> Vec<(usize, SharedLog)> {
+    /// Every log with the index of its log dir.
+    pub(crate) fn snapshot(&self) -> Vec<(usize, SharedLog)> {
         self.map()
             .values()
             .map(|e| (e.dir, Arc::clone(&e.log)))
@@ -336,6 +352,27 @@ impl LogManager {
             dir.recovery_points.write(&rp)?;
             dir.log_start_offsets.write(&ls)?;
             dir.high_watermarks.write(&hw)?;
+        }
+        Ok(())
+    }
+
+    /// Writes each log dir's `cleaner-offset-checkpoint`: the log cleaner's first dirty offset
+    /// of every log it has cleaned (the cleaner calls this after each clean).
+    pub fn write_cleaner_checkpoints(&self) -> Result<()> {
+        let _one_writer = self
+            .cleaner_checkpoint_writes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let mut per_dir: Vec<BTreeMap<TopicPartition, i64>> =
+            vec![BTreeMap::new(); self.dirs.len()];
+        for (dir, log) in self.snapshot() {
+            let log = read_log(&log);
+            if let Some(offset) = log.cleaner_checkpoint {
+                per_dir[dir].insert(log.topic_partition().clone(), offset);
+            }
+        }
+        for (dir, offsets) in self.dirs.iter().zip(per_dir) {
+            dir.cleaner_offsets.write(&offsets)?;
         }
         Ok(())
     }

@@ -6,7 +6,8 @@
 //! timestamps. Uncompressed batches also have their records walked (lengths and offset deltas)
 //! without allocating. Compressed batches are stored as they are; their records are not
 //! inspected (Kafka decompresses to validate them; Rivulet leaves that to the consumer's CRC and
-//! decoder and keeps the produce path copy-free).
+//! decoder and keeps the produce path copy-free), except on compacted topics, where
+//! [`require_keys`] decompresses them to refuse keyless records, as Kafka does.
 
 use crate::batch::{self, Compression, RecordBatch, TimestampType, NO_TIMESTAMP};
 use crate::config::LogConfig;
@@ -121,6 +122,30 @@ fn check_timestamp(ts: i64, config: &LogConfig, now_ms: i64) -> Result<()> {
     if ts.saturating_sub(now_ms) > config.message_timestamp_after_max_ms {
         return Err(StorageError::InvalidTimestamp(format!(
             "timestamp {ts} is more than message.timestamp.after.max.ms after {now_ms}"
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses a batch holding a record without a key, for a topic whose `cleanup.policy` includes
+/// `compact` (compaction keeps the latest record per key; a keyless record has none). Kafka
+/// answers `INVALID_RECORD` with this message. Compressed batches are decompressed to look
+/// (at most [`crate::compression::MAX_DECOMPRESSED_BATCH_BYTES`]), as Kafka does for them.
+pub fn require_keys(bytes: &[u8], topic_partition: &crate::TopicPartition) -> Result<()> {
+    let b = RecordBatch::new(bytes)?;
+    let mut keyless = false;
+    crate::compression::for_each_record(
+        &b,
+        crate::compression::MAX_DECOMPRESSED_BATCH_BYTES,
+        |r| {
+            keyless = r.key.is_none();
+            !keyless
+        },
+    )?;
+    if keyless {
+        return Err(StorageError::InvalidRecord(format!(
+            "Compacted topic cannot accept message without key in topic partition \
+             {topic_partition}."
         )));
     }
     Ok(())

@@ -13,7 +13,9 @@
 //! The high watermark is set from outside (the replication layer); reads take an upper bound so
 //! consumers never see past it. Writers take `&mut self`, readers `&self`; the owner wraps the log
 //! in a lock per partition (reads can share it), so appends to different partitions never
-//! contend. All calls do blocking file I/O and belong on a blocking thread.
+//! contend. All calls do blocking file I/O and belong on a blocking thread. The log cleaner
+//! ([`crate::cleaner`]) reads inactive segments without the lock and replaces them under the
+//! write lock; `generation` tells it whether segments were deleted or cut meanwhile.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -73,6 +75,15 @@ pub struct PartitionLog {
     pub(crate) last_flush_ms: i64,
     pub(crate) leader_epoch_cache: LeaderEpochCache,
     pub(crate) producer_state: ProducerStateManager,
+    /// Bumped whenever segments are deleted or truncated (retention, truncation): the log
+    /// cleaner, which works without the lock, abandons a clean if it changed meanwhile.
+    pub(crate) generation: u64,
+    /// The log cleaner's first dirty offset (`cleaner-offset-checkpoint`), if it cleaned
+    /// this log before.
+    pub(crate) cleaner_checkpoint: Option<i64>,
+    /// The latest delete horizon of a batch holding tombstones, as of the last clean: once it
+    /// passes, a clean would drop tombstones, so the cleaner revisits the log (KIP-534).
+    pub(crate) latest_delete_horizon: Option<i64>,
 }
 
 impl PartitionLog {
@@ -182,6 +193,9 @@ impl PartitionLog {
         now_ms: i64,
     ) -> Result<LogAppendInfo> {
         let validated = validate_client_batch(records, &self.config, now_ms)?;
+        if self.config.cleanup_policy.compact {
+            crate::log_validator::require_keys(records, &self.topic_partition)?;
+        }
         let (producer_id, producer_epoch, first_seq, last_seq) = {
             let b = RecordBatch::new(records)?;
             (
@@ -502,6 +516,10 @@ impl PartitionLog {
             self.truncate_fully_and_start_at(offset.max(0), now_ms)?;
             return Ok(true);
         }
+        self.generation += 1;
+        if let Some(dirty) = self.cleaner_checkpoint.as_mut() {
+            *dirty = (*dirty).min(offset);
+        }
         let doomed: Vec<i64> = self.segments.range(offset + 1..).map(|(b, _)| *b).collect();
         // Keep at least one segment: the first is never above log start <= offset.
         for base in doomed {
@@ -529,6 +547,8 @@ impl PartitionLog {
     /// Deletes every segment and starts empty at `offset` (a follower far behind a leader whose
     /// log starts later).
     pub fn truncate_fully_and_start_at(&mut self, offset: i64, now_ms: i64) -> Result<()> {
+        self.generation += 1;
+        self.cleaner_checkpoint = None;
         for (_, s) in std::mem::take(&mut self.segments) {
             s.delete()?;
         }
@@ -614,6 +634,7 @@ impl PartitionLog {
         if count == bases.len() {
             self.roll(self.log_end_offset, now_ms)?;
         }
+        self.generation += 1;
         for base in &bases[..count] {
             if let Some(s) = self.segments.remove(base) {
                 s.delete()?;
@@ -634,11 +655,15 @@ impl PartitionLog {
         Ok(count)
     }
 
-    /// Applies `retention.ms`, `retention.bytes` and the log start offset: deletes whole
-    /// segments from the front, never one holding data at or above the high watermark. Returns
-    /// how many were deleted.
+    /// Applies the log start offset and, when `cleanup.policy` includes `delete`,
+    /// `retention.ms` and `retention.bytes`: deletes whole segments from the front, never one
+    /// holding data at or above the high watermark. A `compact`-only log keeps its segments
+    /// (only the cleaner removes data from it), as in Kafka. Returns how many were deleted.
     pub fn delete_old_segments(&mut self, now_ms: i64) -> Result<usize> {
         let mut deleted = self.delete_segments_below_log_start(now_ms)?;
+        if !self.config.cleanup_policy.delete {
+            return Ok(deleted);
+        }
         let retention_ms = self.config.retention_ms;
         if retention_ms >= 0 {
             let mut failure = None;

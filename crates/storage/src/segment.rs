@@ -39,6 +39,13 @@ pub const INDEX_SUFFIX: &str = ".index";
 /// Suffix of time index files.
 pub const TIME_INDEX_SUFFIX: &str = ".timeindex";
 
+/// Appended to a segment's three file names while the log cleaner writes its replacement
+/// (`<base>.log.cleaned`, ...). Recovery deletes such files: the swap had not begun.
+pub const CLEANED_SUFFIX: &str = ".cleaned";
+/// Appended once a cleaned replacement is complete and fsynced (`<base>.log.swap`): from then
+/// on recovery completes the swap instead of discarding it.
+pub const SWAP_SUFFIX: &str = ".swap";
+
 /// A segment file name: the base offset zero-padded to 20 digits, then `suffix`.
 pub fn file_name(base_offset: i64, suffix: &str) -> String {
     format!("{base_offset:020}{suffix}")
@@ -126,13 +133,28 @@ pub struct LogSegment {
     /// Max timestamp of the first batch (or the creation time): what `segment.ms` counts from.
     rolling_based_timestamp: Option<i64>,
     created_ms: i64,
+    /// Appended to every file name: empty, or `.cleaned` for a segment the cleaner is writing.
+    suffix: &'static str,
 }
 
 impl LogSegment {
     /// Creates a new, empty segment at `base_offset` in `dir` (an existing file of that name is
     /// emptied: it can only be a leftover empty segment).
     pub fn create(dir: &Path, base_offset: i64, config: &LogConfig, now_ms: i64) -> Result<Self> {
-        let log_path = dir.join(file_name(base_offset, LOG_SUFFIX));
+        Self::create_with_suffix(dir, base_offset, "", config, now_ms)
+    }
+
+    /// Creates a new, empty segment whose three file names end in `suffix` after the usual
+    /// ones (`<base>.log.cleaned`, ...): the log cleaner writes cleaned segments this way and
+    /// renames them into place. Leftovers of the same names are overwritten.
+    pub fn create_with_suffix(
+        dir: &Path,
+        base_offset: i64,
+        suffix: &'static str,
+        config: &LogConfig,
+        now_ms: i64,
+    ) -> Result<Self> {
+        let log_path = dir.join(file_name(base_offset, LOG_SUFFIX) + suffix);
         let log = OpenOptions::new()
             .read(true)
             .write(true)
@@ -141,8 +163,9 @@ impl LogSegment {
             .open(&log_path)
             .at(&log_path)?;
         let mut segment = Self::with_file(dir, base_offset, log, log_path, 0, config, now_ms);
-        for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
-            let path = dir.join(file_name(base_offset, suffix));
+        segment.suffix = suffix;
+        for kind in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+            let path = segment.path_of(kind);
             std::fs::remove_file(&path)
                 .or_else(ignore_not_found)
                 .at(&path)?;
@@ -193,7 +216,21 @@ impl LogSegment {
             }),
             rolling_based_timestamp: None,
             created_ms: now_ms,
+            suffix: "",
         }
+    }
+
+    /// Path of this segment's file of kind `kind` ([`LOG_SUFFIX`], [`INDEX_SUFFIX`],
+    /// [`TIME_INDEX_SUFFIX`]).
+    fn path_of(&self, kind: &str) -> PathBuf {
+        self.dir
+            .join(file_name(self.base_offset, kind) + self.suffix)
+    }
+
+    /// A shared handle on the `.log` file: it stays readable after the segment is deleted or
+    /// replaced (the log cleaner reads inactive segments through it without the log's lock).
+    pub(crate) fn file_handle(&self) -> Arc<File> {
+        Arc::clone(&self.log)
     }
 
     /// The first offset this segment may hold (its file name).
@@ -747,10 +784,8 @@ impl LogSegment {
                 || (m.timestamp == NO_TIMESTAMP && m.offset == self.base_offset));
         if !plausible {
             tracing::warn!(segment = %self.log_path.display(), "time index disagrees with the log; rebuilding indexes");
-            let offset_path = self.dir.join(file_name(self.base_offset, INDEX_SUFFIX));
-            let time_path = self
-                .dir
-                .join(file_name(self.base_offset, TIME_INDEX_SUFFIX));
+            let offset_path = self.path_of(INDEX_SUFFIX);
+            let time_path = self.path_of(TIME_INDEX_SUFFIX);
             let mut guard = self.lock_indexes();
             *guard = None;
             *guard = Some(self.rebuild_indexes(&offset_path, &time_path)?);
@@ -780,8 +815,8 @@ impl LogSegment {
     /// Deletes the segment's files.
     pub fn delete(mut self) -> Result<()> {
         *self.indexes.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
-        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
-            let path = self.dir.join(file_name(self.base_offset, suffix));
+        for kind in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+            let path = self.path_of(kind);
             std::fs::remove_file(&path)
                 .or_else(ignore_not_found)
                 .at(&path)?;
@@ -827,15 +862,13 @@ impl LogSegment {
     fn open_indexes(&mut self, writable: bool) -> Result<()> {
         let ix = Indexes {
             offset: OffsetIndex::open(
-                &self.dir.join(file_name(self.base_offset, INDEX_SUFFIX)),
+                &self.path_of(INDEX_SUFFIX),
                 self.base_offset,
                 self.index_max_bytes,
                 writable,
             )?,
             time: TimeIndex::open(
-                &self
-                    .dir
-                    .join(file_name(self.base_offset, TIME_INDEX_SUFFIX)),
+                &self.path_of(TIME_INDEX_SUFFIX),
                 self.base_offset,
                 self.index_max_bytes,
                 writable,
@@ -848,10 +881,8 @@ impl LogSegment {
     /// Opens the existing index files read-only and checks them; missing or damaged ones are
     /// rebuilt from the log.
     fn load_indexes(&self) -> Result<Indexes> {
-        let offset_path = self.dir.join(file_name(self.base_offset, INDEX_SUFFIX));
-        let time_path = self
-            .dir
-            .join(file_name(self.base_offset, TIME_INDEX_SUFFIX));
+        let offset_path = self.path_of(INDEX_SUFFIX);
+        let time_path = self.path_of(TIME_INDEX_SUFFIX);
         if offset_path.exists() && time_path.exists() {
             let loaded =
                 OffsetIndex::open(&offset_path, self.base_offset, self.index_max_bytes, false)
@@ -942,9 +973,7 @@ impl LogSegment {
     /// Reads the last time-index entry with `pread`, without mapping the index: enough to know
     /// the segment's largest timestamp for retention.
     fn read_last_time_index_entry(&self) -> Result<TimestampOffset> {
-        let path = self
-            .dir
-            .join(file_name(self.base_offset, TIME_INDEX_SUFFIX));
+        let path = self.path_of(TIME_INDEX_SUFFIX);
         let none = TimestampOffset {
             timestamp: NO_TIMESTAMP,
             offset: self.base_offset,

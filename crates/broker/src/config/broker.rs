@@ -58,6 +58,11 @@ pub(crate) const LOG_FLUSH_OFFSET_CHECKPOINT_INTERVAL_MS: &str =
     "log.flush.offset.checkpoint.interval.ms";
 pub(crate) const LOG_RETENTION_CHECK_INTERVAL_MS: &str = "log.retention.check.interval.ms";
 pub(crate) const DELETE_TOPIC_ENABLE: &str = "delete.topic.enable";
+pub(crate) const LOG_CLEANER_ENABLE: &str = "log.cleaner.enable";
+pub(crate) const LOG_CLEANER_THREADS: &str = "log.cleaner.threads";
+pub(crate) const LOG_CLEANER_BACKOFF_MS: &str = "log.cleaner.backoff.ms";
+pub(crate) const LOG_CLEANER_DEDUPE_BUFFER_SIZE: &str = "log.cleaner.dedupe.buffer.size";
+pub(crate) const LOG_CLEANER_IO_BUFFER_SIZE: &str = "log.cleaner.io.buffer.size";
 pub(crate) const BROKER_HEARTBEAT_INTERVAL_MS: &str = "broker.heartbeat.interval.ms";
 pub(crate) const BROKER_SESSION_TIMEOUT_MS: &str = "broker.session.timeout.ms";
 pub(crate) const MIN_INSYNC_REPLICAS: &str = "min.insync.replicas";
@@ -276,6 +281,42 @@ pub(crate) static BROKER_KEYS: &[KeyDef] = &[
         Some("300000"),
         Check::AtLeast(1),
         "How often logs are checked for segments to delete, in milliseconds.",
+    ),
+    def(
+        LOG_CLEANER_ENABLE,
+        ConfigType::Boolean,
+        Some("true"),
+        Check::None,
+        "Whether the log cleaner compacts topics whose cleanup.policy includes compact.",
+    ),
+    def(
+        LOG_CLEANER_THREADS,
+        ConfigType::Int,
+        Some("1"),
+        Check::AtLeast(0),
+        "The number of log cleaner threads.",
+    ),
+    def(
+        LOG_CLEANER_BACKOFF_MS,
+        ConfigType::Long,
+        Some("15000"),
+        Check::AtLeast(0),
+        "How long a cleaner thread sleeps when no log is due for cleaning, in milliseconds.",
+    ),
+    def(
+        LOG_CLEANER_DEDUPE_BUFFER_SIZE,
+        ConfigType::Long,
+        Some("134217728"),
+        Check::AtLeast(0),
+        "Memory for the cleaner threads' key-to-offset maps, all threads together, in bytes.",
+    ),
+    def(
+        LOG_CLEANER_IO_BUFFER_SIZE,
+        ConfigType::Int,
+        Some("524288"),
+        Check::AtLeast(0),
+        "Kafka's cleaner I/O buffer size; accepted for compatibility (the cleaner reads \
+         segments in 1 MiB chunks).",
     ),
     // Cluster membership.
     def(
@@ -747,6 +788,14 @@ pub struct BrokerConfig {
     pub log_flush_offset_checkpoint_interval_ms: i32,
     /// `log.retention.check.interval.ms` (300000).
     pub log_retention_check_interval_ms: i64,
+    /// `log.cleaner.enable` (true): run the log cleaner.
+    pub log_cleaner_enable: bool,
+    /// `log.cleaner.threads` (1).
+    pub log_cleaner_threads: i32,
+    /// `log.cleaner.backoff.ms` (15000): a cleaner thread's sleep when no log is due.
+    pub log_cleaner_backoff_ms: i64,
+    /// `log.cleaner.dedupe.buffer.size` (134217728): offset-map memory, all threads together.
+    pub log_cleaner_dedupe_buffer_size: i64,
     /// `broker.heartbeat.interval.ms` (2000).
     pub broker_heartbeat_interval_ms: i32,
     /// `broker.session.timeout.ms` (9000).
@@ -1126,6 +1175,10 @@ impl BrokerConfig {
             log_flush_offset_checkpoint_interval_ms: values
                 .int(LOG_FLUSH_OFFSET_CHECKPOINT_INTERVAL_MS)?,
             log_retention_check_interval_ms: values.long(LOG_RETENTION_CHECK_INTERVAL_MS)?,
+            log_cleaner_enable: values.bool(LOG_CLEANER_ENABLE)?,
+            log_cleaner_threads: values.int(LOG_CLEANER_THREADS)?,
+            log_cleaner_backoff_ms: values.long(LOG_CLEANER_BACKOFF_MS)?,
+            log_cleaner_dedupe_buffer_size: values.long(LOG_CLEANER_DEDUPE_BUFFER_SIZE)?,
             broker_heartbeat_interval_ms,
             broker_session_timeout_ms,
             min_insync_replicas: values.int(MIN_INSYNC_REPLICAS)?,

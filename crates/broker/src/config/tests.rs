@@ -151,6 +151,10 @@ fn zero_config_is_a_single_combined_node_on_loopback() {
     assert_eq!(c.num_recovery_threads_per_data_dir, 2);
     assert_eq!(c.log_flush_offset_checkpoint_interval_ms, 60000);
     assert_eq!(c.log_retention_check_interval_ms, 300000);
+    assert!(c.log_cleaner_enable);
+    assert_eq!(c.log_cleaner_threads, 1);
+    assert_eq!(c.log_cleaner_backoff_ms, 15_000);
+    assert_eq!(c.log_cleaner_dedupe_buffer_size, 134_217_728);
     assert_eq!(c.broker_heartbeat_interval_ms, 2000);
     assert_eq!(c.broker_session_timeout_ms, 9000);
     assert_eq!(c.min_insync_replicas, 1);
@@ -331,6 +335,8 @@ fn invalid_values_name_key_and_value() {
         ("log.flush.interval.ms", "-5", "Value must be at least 0"),
         ("log.roll.ms", "0", "Value must be at least 1"),
         ("producer.id.expiration.ms", "0", "Value must be at least 1"),
+        ("log.cleaner.threads", "-1", "Value must be at least 0"),
+        ("log.cleaner.backoff.ms", "-1", "Value must be at least 0"),
     ] {
         match load(&[(key, value)]) {
             Err(ConfigError::InvalidValue(e)) => {
@@ -784,6 +790,12 @@ fn topic_overrides_resolve_into_log_config() {
             message_timestamp_before_max_ms: 7,
             message_timestamp_after_max_ms: 8,
             producer_id_expiration_ms: 86_400_000,
+            cleanup_policy: CleanupPolicy {
+                delete: false,
+                compact: false,
+            },
+            min_cleanable_dirty_ratio: 0.25,
+            ..LogConfig::default()
         }
     );
     assert_eq!(

@@ -13,7 +13,7 @@
 //! minutes are converted to milliseconds. An unknown key or an invalid value is a
 //! [`TopicConfigError`], which the broker answers with `INVALID_CONFIG`.
 //!
-//! Some settings are stored but not acted on yet (compaction, compression on the broker side,
+//! Some settings are stored but not acted on yet (compression on the broker side,
 //! preallocation, delayed file deletion, segment jitter): they are accepted, described and kept so
 //! that clients and tools see Kafka's behaviour, and will take effect when the features land.
 
@@ -57,14 +57,8 @@ impl From<WrongType> for TopicConfigError {
     }
 }
 
-/// `cleanup.policy`: what happens to segments beyond retention.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct CleanupPolicy {
-    /// `delete`: whole segments are removed by `retention.ms` / `retention.bytes`.
-    pub delete: bool,
-    /// `compact`: only the latest record per key is kept (not implemented yet: stored only).
-    pub compact: bool,
-}
+/// `cleanup.policy`: the storage crate's type, which the log and its cleaner obey.
+pub use rivulet_storage::config::CleanupPolicy;
 
 /// `compression.type`: the codec the broker stores batches in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -117,8 +111,8 @@ impl BrokerCompressionType {
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopicConfig {
     /// What the partition logs obey (`segment.*`, `retention.*`, `flush.*`,
-    /// `max.message.bytes`, `message.timestamp.*`, `index.interval.bytes`, and the broker's
-    /// `producer.id.expiration.ms`).
+    /// `max.message.bytes`, `message.timestamp.*`, `index.interval.bytes`, the compaction
+    /// settings below, and the broker's `producer.id.expiration.ms`).
     pub log: LogConfig,
     /// `cleanup.policy` (delete).
     pub cleanup_policy: CleanupPolicy,
@@ -634,6 +628,10 @@ fn build(v: &Values, producer_id_expiration_ms: i64) -> Result<TopicConfig, Wron
         "LogAppendTime" => TimestampType::LogAppendTime,
         _ => TimestampType::CreateTime,
     };
+    let cleanup_policy = CleanupPolicy {
+        delete: policies.iter().any(|p| p == "delete"),
+        compact: policies.iter().any(|p| p == "compact"),
+    };
     let log = LogConfig {
         segment_bytes: to_u64(SEGMENT_BYTES, i64::from(v.int(SEGMENT_BYTES)?))?,
         segment_ms: v.long(SEGMENT_MS)?,
@@ -651,13 +649,15 @@ fn build(v: &Values, producer_id_expiration_ms: i64) -> Result<TopicConfig, Wron
         message_timestamp_before_max_ms: v.long(MESSAGE_TIMESTAMP_BEFORE_MAX_MS)?,
         message_timestamp_after_max_ms: v.long(MESSAGE_TIMESTAMP_AFTER_MAX_MS)?,
         producer_id_expiration_ms,
+        cleanup_policy,
+        delete_retention_ms: v.long(DELETE_RETENTION_MS)?,
+        min_compaction_lag_ms: v.long(MIN_COMPACTION_LAG_MS)?,
+        max_compaction_lag_ms: v.long(MAX_COMPACTION_LAG_MS)?,
+        min_cleanable_dirty_ratio: v.double(MIN_CLEANABLE_DIRTY_RATIO)?,
     };
     Ok(TopicConfig {
         log,
-        cleanup_policy: CleanupPolicy {
-            delete: policies.iter().any(|p| p == "delete"),
-            compact: policies.iter().any(|p| p == "compact"),
-        },
+        cleanup_policy,
         compression_type: BrokerCompressionType::from_name(v.str(COMPRESSION_TYPE)?)
             .ok_or(WrongType(COMPRESSION_TYPE))?,
         compression_gzip_level: v.int(COMPRESSION_GZIP_LEVEL)?,
