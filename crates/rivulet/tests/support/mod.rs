@@ -694,9 +694,8 @@ pub fn create_topic(broker: &TestBroker, name: &str, partitions: i32, configs: &
 
 /// A consumer that never joins a group: the tests only `assign` (explicit offsets), never
 /// subscribe, and never commit. librdkafka still needs a `group.id` for `assign` (without one it
-/// fails with "Local: Unknown group"), but it never needs the coordinator: the group stays in
-/// its `query-coord` state and, as the broker does not advertise FindCoordinator, no
-/// FindCoordinator request is ever sent.
+/// fails with "Local: Unknown group") and looks up that group's coordinator, which creates
+/// `__consumer_offsets` as in Kafka; it never joins or commits.
 pub fn consumer(broker: &TestBroker, extra: &[(&str, &str)]) -> BaseConsumer {
     let mut config = client_config(broker);
     config
@@ -1000,14 +999,16 @@ pub fn assert_same_messages(sent: &[TestMessage], consumed: &[OwnedMessage]) {
     }
 }
 
-/// The names of the topics the broker lists (internal ones included).
+/// The names of the topics the broker lists, but `__consumer_offsets`.
 pub fn topic_names(broker: &TestBroker) -> Vec<String> {
     let consumer = consumer(broker, &[]);
     let metadata = consumer.fetch_metadata(None, OP_TIMEOUT).expect("metadata");
+    // `__consumer_offsets` appears once any client with a group id looks for its coordinator.
     let mut names: Vec<String> = metadata
         .topics()
         .iter()
         .map(|t| t.name().to_string())
+        .filter(|n| n != "__consumer_offsets")
         .collect();
     names.sort();
     names
