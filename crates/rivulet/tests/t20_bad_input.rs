@@ -368,14 +368,16 @@ fn wrong_crc_is_corrupt_message_and_the_connection_stays_usable() {
 fn unknown_api_keys_and_unsupported_versions_close_the_connection() {
     let broker = TestBroker::start();
     let bystander = Bystander::start(&broker);
-    // Keys no Kafka version defines, and keys Kafka defines that this broker does not serve
-    // (FindCoordinator, JoinGroup), and a served key at a version it does not support.
+    // Keys no Kafka version defines, keys Kafka defines that this broker does not serve
+    // (AddPartitionsToTxn, DescribeAcls), and served keys at versions it does not support
+    // (JoinGroup v10, Metadata v99).
     for (key, version) in [
         (999, 0),
         (-1, 0),
         (i16::MAX, 3),
-        (10, 4),
-        (11, 9),
+        (24, 4),
+        (29, 3),
+        (11, 10),
         (ApiKey::Metadata as i16, 99),
     ] {
         let mut client = RawClient::connect(broker.addr());
