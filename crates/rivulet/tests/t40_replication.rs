@@ -36,7 +36,7 @@ fn create(bootstrap: &str, name: &str, partitions: i32, rf: i32, configs: &[(&st
     for (k, v) in configs {
         topic = topic.set(k, v);
     }
-    for attempt in 1..=5 {
+    'attempts: for attempt in 1..=5 {
         match block_on(
             "create topic",
             OP_TIMEOUT,
@@ -48,6 +48,15 @@ fn create(bootstrap: &str, name: &str, partitions: i32, rf: i32, configs: &[(&st
                         Ok(_) => {}
                         Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists))
                             if attempt > 1 => {}
+                        // A broker whose heartbeats were late (a loaded CI machine) is fenced
+                        // for a moment: too few brokers to place the replicas; try again.
+                        Err((t, rdkafka::types::RDKafkaErrorCode::InvalidReplicationFactor))
+                            if attempt < 5 =>
+                        {
+                            eprintln!("creating {t}: too few unfenced brokers; retrying");
+                            std::thread::sleep(Duration::from_secs(2));
+                            continue 'attempts;
+                        }
                         Err((t, e)) => panic!("creating {t}: {e}"),
                     }
                 }

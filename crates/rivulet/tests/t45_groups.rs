@@ -158,13 +158,26 @@ fn create(bootstrap: &str, name: &str, partitions: i32, rf: i32) {
             .create()
             .expect("admin client");
     let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(rf));
-    let results = block_on(
-        "create topic",
-        OP_TIMEOUT,
-        admin.create_topics([&topic], &admin_options()),
-    )
-    .expect("CreateTopics");
-    assert_eq!(results, vec![Ok(name.to_string())]);
+    for attempt in 1..=5 {
+        let results = block_on(
+            "create topic",
+            OP_TIMEOUT,
+            admin.create_topics([&topic], &admin_options()),
+        )
+        .expect("CreateTopics");
+        // A broker whose heartbeats were late (a loaded CI machine) may be fenced for a
+        // moment, leaving too few brokers to place the replicas: try again.
+        let fenced = Err((
+            name.to_string(),
+            rdkafka::types::RDKafkaErrorCode::InvalidReplicationFactor,
+        ));
+        if results == vec![fenced] && attempt < 5 {
+            std::thread::sleep(Duration::from_secs(2));
+            continue;
+        }
+        assert_eq!(results, vec![Ok(name.to_string())]);
+        return;
+    }
 }
 
 /// Produces `values` round-robin over `partitions` partitions with acks=all.
