@@ -156,7 +156,7 @@ impl Shard {
         if let Some(parked) = member.awaiting_sync.take() {
             let _ = parked.send(SyncResponse::error(ResponseError::FencedInstanceId));
         }
-        let old_protocols = std::mem::replace(&mut member.protocols, req.protocols.clone());
+        member.protocols = req.protocols.clone();
         member.member_id = new_id.clone();
         member.session_timeout_ms = req.session_timeout_ms;
         member.rebalance_timeout_ms = req.rebalance_timeout_ms;
@@ -210,11 +210,10 @@ impl Shard {
             GroupState::Stable | GroupState::CompletingRebalance | GroupState::Empty => {
                 // The protocol would change, or the group is mid-rebalance: rebalance with
                 // the member's new metadata.
-                let _ = old_protocols;
                 if let Some(m) = group.members.get_mut(&new_id) {
                     m.awaiting_join = Some(reply);
                 }
-                self.prepare_rebalance(&req.group_id, "static member rejoined", now);
+                self.prepare_rebalance(&req.group_id, "static member rejoined");
                 self.maybe_complete_join(&req.group_id, now).await;
             }
             GroupState::PreparingRebalance => {
@@ -283,7 +282,7 @@ impl Shard {
             timeout,
         );
         if state != GroupState::PreparingRebalance {
-            self.prepare_rebalance(&req.group_id, "member joined", now);
+            self.prepare_rebalance(&req.group_id, "member joined");
         }
         // A new member in a rebalance that waits for nobody else completes it.
         self.maybe_complete_join(&req.group_id, now).await;
@@ -334,7 +333,7 @@ impl Shard {
             }
             GroupState::CompletingRebalance | GroupState::Stable => {
                 update_member(member, &req, reply);
-                self.prepare_rebalance(&req.group_id, "member changed its protocols", now);
+                self.prepare_rebalance(&req.group_id, "member changed its protocols");
                 self.maybe_complete_join(&req.group_id, now).await;
             }
             GroupState::Empty | GroupState::Dead => {
@@ -350,7 +349,7 @@ impl Shard {
     /// group first waits `group.initial.rebalance.delay.ms` for more members. Callers then
     /// call [`Shard::maybe_complete_join`], as Kafka's `tryCompleteElseWatch`: a phase that
     /// waits for nobody (the only member rejoined, or the last one left) completes at once.
-    pub(super) fn prepare_rebalance(&mut self, group_id: &str, reason: &str, now: Instant) {
+    pub(super) fn prepare_rebalance(&mut self, group_id: &str, reason: &str) {
         let initial_delay = self.config.initial_rebalance_delay_ms.max(0) as u64;
         self.next_phase += 1;
         let phase_id = self.next_phase;
@@ -399,7 +398,6 @@ impl Shard {
         );
         group.join = Some(phase);
         group.transition(GroupState::PreparingRebalance, now_ms());
-        let _ = now;
         self.schedule(
             Timer::Join {
                 group: group_id.to_owned(),
@@ -637,11 +635,7 @@ impl Shard {
                 group.pending_sync.clear();
                 // Not from CompletingRebalance: the parked syncs are answered already.
                 group.transition(GroupState::Stable, now_ms());
-                self.prepare_rebalance(
-                    group_id,
-                    "the assignment could not be stored",
-                    Instant::now(),
-                );
+                self.prepare_rebalance(group_id, "the assignment could not be stored");
             }
         }
     }
@@ -756,7 +750,7 @@ impl Shard {
         };
         match state {
             GroupState::Stable | GroupState::CompletingRebalance => {
-                self.prepare_rebalance(group_id, reason, now);
+                self.prepare_rebalance(group_id, reason);
                 self.maybe_complete_join(group_id, now).await;
             }
             GroupState::PreparingRebalance => self.maybe_complete_join(group_id, now).await,
@@ -846,7 +840,7 @@ impl Shard {
                     tracing::info!(group = %group, member = %id, "member did not sync in time; removed");
                     g.remove_member(id);
                 }
-                self.prepare_rebalance(&group, "members did not sync in time", now);
+                self.prepare_rebalance(&group, "members did not sync in time");
                 self.maybe_complete_join(&group, now).await;
             }
         }
