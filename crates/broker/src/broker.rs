@@ -24,8 +24,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use rivulet_controller::{
-    ControllerClient, ControllerConfig, ControllerError, ControllerNode, Registration, Settings,
-    Voter,
+    ControllerClient, ControllerConfig, ControllerError, ControllerNode, QuorumView, Registration,
+    Settings, Voter,
 };
 use rivulet_storage::log_manager::METADATA_LOG_DIR;
 use rivulet_storage::meta_properties::{self, MetaPropertiesError};
@@ -90,6 +90,8 @@ pub struct BrokerState {
     pub producer_ids: ProducerIdManager,
     /// The group coordinator (consumer groups and committed offsets).
     pub groups: GroupCoordinator,
+    /// This node's view of the metadata quorum, when it is a voter (DescribeQuorum).
+    pub quorum: Option<QuorumView>,
     advertised: HashMap<String, (String, u16)>,
 }
 
@@ -451,6 +453,7 @@ impl Broker {
             config: Arc::clone(&config),
             store: store_dyn,
             replicas: Arc::clone(&replicas),
+            quorum: controller.as_ref().map(ControllerNode::quorum_view),
             advertised,
         });
         // Serve only once caught up and unfenced, as Kafka's brokers do.

@@ -120,6 +120,7 @@ fn api_name(key: rivulet_protocol::kafka_protocol::messages::ApiKey) -> &'static
         K::InitProducerId => "InitProducerId",
         K::DescribeConfigs => "DescribeConfigs",
         K::DescribeCluster => "DescribeCluster",
+        K::DescribeQuorum => "DescribeQuorum",
         _ => "Other",
     }
 }

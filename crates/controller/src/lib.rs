@@ -20,18 +20,22 @@
 //! * [`raft`]: openraft's storage (sled), state machine and network.
 //! * [`grpc`]: the services and the client brokers use.
 //! * [`node`]: a whole voter, started and stopped.
+//! * [`events`]: cluster changes worded for operators (node logs, `rivulet cluster watch`).
+//! * [`quorum_state`]: what this node knows of the quorum (DescribeQuorum).
 //!
 //! The Raft term is the controller epoch and the Raft log index the metadata offset; a broker's
 //! epoch is the offset of its registration record.
 
 pub mod decisions;
 pub mod error;
+pub mod events;
 pub mod grpc;
 pub mod ids;
 pub mod image;
 pub mod node;
 pub mod placement;
 pub mod quorum_controller;
+pub mod quorum_state;
 // openraft's traits fix the error type (`StorageError`, 224 bytes); helpers return it as is.
 #[allow(clippy::result_large_err)]
 pub mod raft;
@@ -43,7 +47,9 @@ pub use decisions::{
     TopicConfigChange, TopicRef,
 };
 pub use error::MetadataError;
+pub use events::ClusterEvent;
 pub use grpc::client::{ControllerClient, MetadataUpdate, Registration, Voter};
 pub use image::{BrokerImage, MetadataImage, PartitionImage, TopicImage};
 pub use node::{ControllerConfig, ControllerError, ControllerNode};
 pub use quorum_controller::{Controller, HeartbeatReply, PartitionResults};
+pub use quorum_state::{QuorumState, QuorumView, ReplicaProgress};

@@ -22,8 +22,9 @@ use crate::grpc::proto::controller_service_server::ControllerServiceServer;
 use crate::grpc::proto::raft_service_server::RaftServiceServer;
 use crate::grpc::server::{ControllerServer, RaftServer};
 use crate::quorum_controller::{Controller, ControllerTimings};
+use crate::quorum_state::QuorumView;
 use crate::raft::log_store::SledLogStore;
-use crate::raft::network::{GrpcNetworkFactory, TransportFilter};
+use crate::raft::network::{GrpcNetworkFactory, PeerContacts, TransportFilter};
 use crate::raft::state_machine::{MetadataFeed, MetadataStateMachine};
 use crate::raft::Raft;
 
@@ -101,6 +102,7 @@ pub struct ControllerNode {
     controller: Controller,
     raft: Raft,
     filter: Arc<TransportFilter>,
+    contacts: Arc<PeerContacts>,
     address: SocketAddr,
     shutdown: CancellationToken,
     tasks: TaskTracker,
@@ -144,6 +146,7 @@ impl ControllerNode {
         .map_err(|e| ControllerError::Raft(e.to_string()))?;
         let filter = Arc::new(TransportFilter::default());
         let network = GrpcNetworkFactory::new(config.cluster_id.clone(), Arc::clone(&filter));
+        let contacts = network.contacts();
         let raft = Raft::new(
             config.node_id as u64,
             Arc::new(raft_config),
@@ -208,6 +211,7 @@ impl ControllerNode {
             controller,
             raft,
             filter,
+            contacts,
             address,
             shutdown,
             tasks,
@@ -223,6 +227,11 @@ impl ControllerNode {
     /// The Raft instance.
     pub fn raft(&self) -> &Raft {
         &self.raft
+    }
+
+    /// A handle that describes the quorum as this voter knows it (DescribeQuorum).
+    pub fn quorum_view(&self) -> QuorumView {
+        QuorumView::new(self.raft.clone(), Arc::clone(&self.contacts), self.address)
     }
 
     /// The transport filter (tests cut the node off with it).

@@ -44,6 +44,7 @@ use crate::decisions::{
     PartitionResult, Reassignment, Settings, TopicConfigChange, TopicRef,
 };
 use crate::error::MetadataError;
+use crate::events::{self, ClusterEvent};
 use crate::image::{MetadataImage, PartitionImage, TopicImage};
 use crate::raft::state_machine::MetadataFeed;
 use crate::raft::{Raft, RecordBatch};
@@ -540,11 +541,7 @@ impl ControllerTask {
         self.sessions.insert(broker_id, Instant::now());
         // A new registration starts outside any controlled shutdown.
         self.shutdown_offsets.remove(&broker_id);
-        tracing::info!(
-            broker = broker_id,
-            broker_epoch = epoch,
-            "broker registered"
-        );
+        tracing::debug!("broker {broker_id} registered with broker epoch {epoch}");
         Ok(epoch)
     }
 
@@ -579,7 +576,6 @@ impl ControllerTask {
             let records = decisions::unfence_broker(&image, broker_id, &self.settings);
             if !records.is_empty() {
                 self.propose(records).await?;
-                tracing::info!(broker = broker_id, "broker unfenced");
                 is_fenced = false;
             }
         }
@@ -615,9 +611,7 @@ impl ControllerTask {
             let offset = self.propose(records).await?;
             self.shutdown_offsets.insert(broker_id, offset);
             tracing::info!(
-                broker = broker_id,
-                records = moved,
-                "controlled shutdown: moving the broker's leaderships"
+                "controlled shutdown of broker {broker_id}: {moved} records move its leaderships"
             );
         }
         let now = self.feed.image();
@@ -633,10 +627,7 @@ impl ControllerTask {
         let records = decisions::fence_broker(&now, broker_id, &self.settings);
         self.propose(records).await?;
         self.shutdown_offsets.remove(&broker_id);
-        tracing::info!(
-            broker = broker_id,
-            "controlled shutdown complete: broker fenced"
-        );
+        tracing::info!("controlled shutdown of broker {broker_id} complete");
         Ok(reply(true))
     }
 
@@ -651,10 +642,9 @@ impl ControllerTask {
         }
         let moved = records.len();
         match self.propose(records).await {
-            Ok(_) => tracing::info!(
-                partitions = moved,
-                "leader rebalance: preferred replicas lead again"
-            ),
+            Ok(_) => {
+                tracing::info!("leader rebalance: preferred replicas lead {moved} partitions again")
+            }
             Err(e) => tracing::warn!(error = %e, "leader rebalance failed"),
         }
     }
@@ -682,9 +672,7 @@ impl ControllerTask {
             let moved = records.len().saturating_sub(1);
             match self.propose(records).await {
                 Ok(_) => tracing::info!(
-                    broker,
-                    partitions = moved,
-                    "broker fenced: its session expired"
+                    "broker {broker} missed its session timeout: fenced, {moved} partitions changed"
                 ),
                 Err(e) => tracing::warn!(broker, error = %e, "fencing a broker failed"),
             }
@@ -707,7 +695,7 @@ impl ControllerTask {
             || lost_quorum
         {
             if self.leading_term.take().is_some() {
-                tracing::info!(node = self.node_id, "no longer the active controller");
+                tracing::info!("node {} is no longer the active controller", self.node_id);
             }
             return Err(MetadataError::NotController {
                 leader: if leader == self.node_id { -1 } else { leader },
@@ -721,11 +709,10 @@ impl ControllerTask {
             self.sessions_since = now
                 .checked_sub(self.timings.election_timeout)
                 .unwrap_or(now);
-            tracing::info!(
-                node = self.node_id,
-                controller_epoch = metrics.current_term,
-                "became the active controller"
-            );
+            events::log(&[ClusterEvent::ControllerElected {
+                node: self.node_id,
+                epoch: metrics.current_term as i32,
+            }]);
         }
         Ok(image)
     }
@@ -749,15 +736,20 @@ impl ControllerTask {
         }
     }
 
-    /// Appends `records` as one entry and waits until it is committed and applied here.
+    /// Appends `records` as one entry and waits until it is committed and applied here; then
+    /// logs what they changed, one readable line per event.
     async fn propose(&self, records: Vec<MetadataRecord>) -> Result<i64, MetadataError> {
+        let changes = events::from_records(&self.feed.image(), &records);
         let write = self.raft.client_write(RecordBatch(records));
         match tokio::time::timeout(self.timings.write_timeout, write).await {
             Err(_) => Err(MetadataError::Timeout(format!(
                 "the metadata change was not committed within {:?}",
                 self.timings.write_timeout
             ))),
-            Ok(Ok(response)) => Ok(response.log_id.index as i64),
+            Ok(Ok(response)) => {
+                events::log(&changes);
+                Ok(response.log_id.index as i64)
+            }
             Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
                 Err(MetadataError::NotController {
                     leader: f.leader_id.map_or(-1, |l| l as i32),

@@ -66,7 +66,10 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     range(ApiKey::AlterPartitionReassignments, 0, 0),
     range(ApiKey::ListPartitionReassignments, 0, 0),
     range(ApiKey::OffsetDelete, 0, 0),
-    range(ApiKey::DescribeCluster, 0, 1),
+    // Answered by any node from what it knows of the quorum (KIP-595, KIP-853 for v2).
+    range(ApiKey::DescribeQuorum, 0, 2),
+    // v2: KIP-1073's include_fenced_brokers / is_fenced.
+    range(ApiKey::DescribeCluster, 0, 2),
 ];
 
 /// The versions of `key` the broker implements, if any.
@@ -169,6 +172,11 @@ mod tests {
         assert!(!is_supported(ApiKey::Produce, 12));
         assert!(!is_supported(ApiKey::Fetch, 3));
         assert!(is_supported(ApiKey::DescribeCluster, 1));
+        assert!(is_supported(ApiKey::DescribeCluster, 2));
+        assert!(!is_supported(ApiKey::DescribeCluster, 3));
+        assert!(is_supported(ApiKey::DescribeQuorum, 0));
+        assert!(is_supported(ApiKey::DescribeQuorum, 2));
+        assert!(!is_supported(ApiKey::DescribeQuorum, 3));
         assert!(is_supported(ApiKey::AlterConfigs, 0));
         assert!(is_supported(ApiKey::CreatePartitions, 3));
         assert!(!is_supported(ApiKey::CreatePartitions, 4));

@@ -557,7 +557,29 @@ mod tests {
                 if v >= 1 {
                     r = r.with_endpoint_type(2);
                 }
+                if v >= 2 {
+                    r = r.with_include_fenced_brokers(true);
+                }
                 RequestKind::DescribeCluster(r)
+            }
+            ApiKey::DescribeQuorum => {
+                use describe_quorum_request::{PartitionData, TopicData};
+                RequestKind::DescribeQuorum(
+                    DescribeQuorumRequest::default()
+                        .with_topics(vec![
+                            TopicData::default()
+                                .with_topic_name(topic("__cluster_metadata"))
+                                .with_partitions(vec![
+                                    PartitionData::default()
+                                        .with_partition_index(0)
+                                        .with_unknown_tagged_field(TAG, tag()),
+                                    PartitionData::default().with_partition_index(1),
+                                ])
+                                .with_unknown_tagged_field(TAG, tag()),
+                            TopicData::default().with_topic_name(topic("other")),
+                        ])
+                        .with_unknown_tagged_field(TAG, tag()),
+                )
             }
             ApiKey::OffsetCommit => {
                 use offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
@@ -861,6 +883,7 @@ mod tests {
                 RequestKind::IncrementalAlterConfigs(Default::default())
             }
             RequestKind::DescribeCluster(_) => RequestKind::DescribeCluster(Default::default()),
+            RequestKind::DescribeQuorum(_) => RequestKind::DescribeQuorum(Default::default()),
             RequestKind::OffsetForLeaderEpoch(_) => {
                 RequestKind::OffsetForLeaderEpoch(Default::default())
             }

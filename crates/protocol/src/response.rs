@@ -109,6 +109,7 @@ mod tests {
                 ResponseKind::IncrementalAlterConfigs(Default::default())
             }
             ApiKey::DescribeCluster => ResponseKind::DescribeCluster(Default::default()),
+            ApiKey::DescribeQuorum => ResponseKind::DescribeQuorum(Default::default()),
             ApiKey::OffsetForLeaderEpoch => ResponseKind::OffsetForLeaderEpoch(Default::default()),
             ApiKey::ElectLeaders => ResponseKind::ElectLeaders(Default::default()),
             ApiKey::AlterPartitionReassignments => {

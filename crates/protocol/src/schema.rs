@@ -557,6 +557,32 @@ const OFFSET_FOR_LEADER_EPOCH: MessageDef = MessageDef {
     },
 };
 
+// ---- DescribeQuorum (flexible from 0) --------------------------------------------------------
+const DESCRIBE_QUORUM_PARTITION: StructDef = StructDef {
+    fields: &[all(Ty::Fixed(I32, "partition_index"))],
+    tagged: &[],
+};
+const DESCRIBE_QUORUM_TOPIC: StructDef = StructDef {
+    fields: &[
+        all(Ty::Str("topic_name")),
+        all(Ty::Array(
+            &Ty::Struct(&DESCRIBE_QUORUM_PARTITION),
+            "partitions",
+        )),
+    ],
+    tagged: &[],
+};
+const DESCRIBE_QUORUM: MessageDef = MessageDef {
+    flexible_from: 0,
+    body: StructDef {
+        fields: &[all(Ty::Array(
+            &Ty::Struct(&DESCRIBE_QUORUM_TOPIC),
+            "topics",
+        ))],
+        tagged: &[],
+    },
+};
+
 // ---- DescribeCluster (flexible from 0) -------------------------------------------------------
 const DESCRIBE_CLUSTER: MessageDef = MessageDef {
     flexible_from: 0,
@@ -831,6 +857,7 @@ fn message(api_key: ApiKey) -> Option<&'static MessageDef> {
         ApiKey::AlterPartitionReassignments => &ALTER_PARTITION_REASSIGNMENTS,
         ApiKey::ListPartitionReassignments => &LIST_PARTITION_REASSIGNMENTS,
         ApiKey::DescribeCluster => &DESCRIBE_CLUSTER,
+        ApiKey::DescribeQuorum => &DESCRIBE_QUORUM,
         ApiKey::OffsetForLeaderEpoch => &OFFSET_FOR_LEADER_EPOCH,
         ApiKey::OffsetCommit => &OFFSET_COMMIT,
         ApiKey::OffsetFetch => &OFFSET_FETCH,

@@ -370,7 +370,7 @@ fn unknown_api_keys_and_unsupported_versions_close_the_connection() {
     let bystander = Bystander::start(&broker);
     // Keys no Kafka version defines, keys Kafka defines that this broker does not serve
     // (AddPartitionsToTxn, DescribeAcls), and served keys at versions it does not support
-    // (JoinGroup v10, Metadata v99).
+    // (JoinGroup v10, DescribeQuorum v3, Metadata v99).
     for (key, version) in [
         (999, 0),
         (-1, 0),
@@ -378,6 +378,7 @@ fn unknown_api_keys_and_unsupported_versions_close_the_connection() {
         (24, 4),
         (29, 3),
         (11, 10),
+        (ApiKey::DescribeQuorum as i16, 3),
         (ApiKey::Metadata as i16, 99),
     ] {
         let mut client = RawClient::connect(broker.addr());

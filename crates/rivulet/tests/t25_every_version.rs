@@ -28,6 +28,7 @@ use rivulet_protocol::kafka_protocol::messages::produce_request::{
 };
 use rivulet_protocol::kafka_protocol::messages::*;
 use rivulet_protocol::kafka_protocol::protocol::StrBytes;
+use rivulet_protocol::kafka_protocol::ResponseError;
 use rivulet_protocol::{LegacyProduceRequest, LegacyProduceResponse};
 use rivulet_storage::batch::testing::{build_batch, BatchSpec};
 use std::time::{Duration, Instant};
@@ -70,6 +71,7 @@ fn every_advertised_version_of_every_api_round_trips() {
                 version,
                 topic_id,
                 broker.addr().port(),
+                broker.controller_port(),
             );
             checked += 1;
         }
@@ -82,7 +84,14 @@ fn every_advertised_version_of_every_api_round_trips() {
 }
 
 /// Sends one request of `key` at `version` and checks its response.
-fn check(client: &mut RawClient, key: ApiKey, version: i16, topic_id: Uuid, port: u16) {
+fn check(
+    client: &mut RawClient,
+    key: ApiKey,
+    version: i16,
+    topic_id: Uuid,
+    port: u16,
+    controller_port: u16,
+) {
     let ctx = format!("{key:?} v{version}");
     match key {
         ApiKey::ApiVersions => {
@@ -440,11 +449,19 @@ fn check(client: &mut RawClient, key: ApiKey, version: i16, topic_id: Uuid, port
             assert!(p.leader_epoch >= 0 && p.end_offset >= 0, "{ctx}: {p:?}");
         }
         ApiKey::DescribeCluster => {
-            let r: DescribeClusterResponse =
-                client.call(key, version, &DescribeClusterRequest::default());
+            let mut request = DescribeClusterRequest::default();
+            if version >= 2 {
+                request = request.with_include_fenced_brokers(true);
+            }
+            let r: DescribeClusterResponse = client.call(key, version, &request);
             assert_eq!(r.error_code, 0, "{ctx}");
+            assert_eq!(r.controller_id.0, 1, "{ctx}");
             assert_eq!(r.brokers.len(), 1, "{ctx}");
+            let b = &r.brokers[0];
+            assert_eq!((b.broker_id.0, b.port), (1, i32::from(port)), "{ctx}");
+            assert!(!b.is_fenced, "{ctx}");
         }
+        ApiKey::DescribeQuorum => describe_quorum(client, version, controller_port),
         ApiKey::OffsetCommit => offset_commit(client, version),
         ApiKey::OffsetFetch => offset_fetch(client, version),
         ApiKey::FindCoordinator => find_coordinator(client, version, port),
@@ -457,6 +474,66 @@ fn check(client: &mut RawClient, key: ApiKey, version: i16, topic_id: Uuid, port
         ApiKey::DeleteGroups => delete_groups(client, version),
         ApiKey::OffsetDelete => offset_delete(client, version),
         other => panic!("{other:?} is advertised but this test does not know it: add it here"),
+    }
+}
+
+/// DescribeQuorum on a single node (the only voter, so the Raft leader): it leads at an epoch
+/// of at least 1, has applied entries, reports its own progress (timestamps from v1), and from
+/// v2 lists its controller listener. Any other partition is UNKNOWN_TOPIC_OR_PARTITION.
+fn describe_quorum(client: &mut RawClient, version: i16, controller_port: u16) {
+    use describe_quorum_request::{PartitionData, TopicData};
+    let ctx = format!("DescribeQuorum v{version}");
+    let request = |topic: &str, partition: i32| {
+        DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+            .with_topic_name(name(topic))
+            .with_partitions(vec![
+                PartitionData::default().with_partition_index(partition)
+            ])])
+    };
+    let before_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let r: DescribeQuorumResponse = client.call(
+        ApiKey::DescribeQuorum,
+        version,
+        &request("__cluster_metadata", 0),
+    );
+    assert_eq!(r.error_code, 0, "{ctx}");
+    assert_eq!(r.topics.len(), 1, "{ctx}");
+    assert_eq!(r.topics[0].topic_name.0.as_str(), "__cluster_metadata");
+    let p = &r.topics[0].partitions[0];
+    assert_eq!((p.partition_index, p.error_code), (0, 0), "{ctx}");
+    assert_eq!(p.leader_id.0, 1, "{ctx}");
+    assert!(p.leader_epoch >= 1, "{ctx}: {p:?}");
+    assert!(p.high_watermark > 0, "{ctx}: {p:?}");
+    assert_eq!(p.current_voters.len(), 1, "{ctx}");
+    let me = &p.current_voters[0];
+    assert_eq!(me.replica_id.0, 1, "{ctx}");
+    assert!(me.log_end_offset >= p.high_watermark, "{ctx}: {me:?}");
+    if version >= 1 {
+        assert!(me.last_fetch_timestamp >= before_ms, "{ctx}: {me:?}");
+        assert!(me.last_caught_up_timestamp >= before_ms, "{ctx}: {me:?}");
+    }
+    assert!(p.observers.is_empty(), "{ctx}: {:?}", p.observers);
+    if version >= 2 {
+        assert_eq!(r.nodes.len(), 1, "{ctx}");
+        assert_eq!(r.nodes[0].node_id.0, 1, "{ctx}");
+        let l = &r.nodes[0].listeners[0];
+        assert_eq!(l.name.as_str(), "CONTROLLER", "{ctx}");
+        assert_eq!(l.port, controller_port, "{ctx}");
+    }
+    for (topic, partition) in [("__cluster_metadata", 1), ("versions", 0)] {
+        let r: DescribeQuorumResponse =
+            client.call(ApiKey::DescribeQuorum, version, &request(topic, partition));
+        let p = &r.topics[0].partitions[0];
+        assert_eq!(
+            p.error_code,
+            ResponseError::UnknownTopicOrPartition.code(),
+            "{ctx} {topic}-{partition}"
+        );
+        assert_eq!(p.partition_index, partition, "{ctx}");
+        assert!(r.nodes.is_empty(), "{ctx}");
     }
 }
 

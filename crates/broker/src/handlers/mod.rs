@@ -12,6 +12,7 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
+mod describe_quorum;
 mod elect_leaders;
 mod fetch;
 mod find_coordinator;
@@ -179,6 +180,9 @@ pub async fn dispatch(state: &BrokerState, ctx: RequestContext) -> Reply {
         }
         RequestBody::Kafka(RequestKind::DescribeCluster(req)) => {
             ResponseKind::DescribeCluster(describe_cluster::handle(state, &connection, req))
+        }
+        RequestBody::Kafka(RequestKind::DescribeQuorum(req)) => {
+            ResponseKind::DescribeQuorum(describe_quorum::handle(state, req, version))
         }
         RequestBody::Kafka(RequestKind::FindCoordinator(req)) => ResponseKind::FindCoordinator(
             find_coordinator::handle(state, &connection, req, version).await,

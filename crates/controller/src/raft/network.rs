@@ -3,10 +3,14 @@
 //!
 //! A [`TransportFilter`] can cut this node off from chosen peers, for tests that partition the
 //! quorum (TiKV's transport filters): a blocked peer is reported unreachable without a send.
+//!
+//! [`PeerContacts`] notes when each peer last answered an AppendEntries (heartbeats included):
+//! Raft's push is Kafka's follower fetch, so a leader reports that time as the voter's
+//! `last_fetch_timestamp` in DescribeQuorum.
 
-use std::collections::HashSet;
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
@@ -56,16 +60,54 @@ impl TransportFilter {
     }
 }
 
+/// When each peer last answered an AppendEntries from this node, in milliseconds since the
+/// Unix epoch. The lock is held only to read or write one entry.
+#[derive(Debug, Default)]
+pub struct PeerContacts {
+    last: Mutex<HashMap<u64, i64>>,
+}
+
+impl PeerContacts {
+    fn record(&self, peer: u64) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        self.last
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(peer, now);
+    }
+
+    /// When `peer` last answered an AppendEntries, if ever (ms since the Unix epoch).
+    pub fn last_contact(&self, peer: u64) -> Option<i64> {
+        self.last
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&peer)
+            .copied()
+    }
+}
+
 /// Makes a [`GrpcNetwork`] per peer.
 pub struct GrpcNetworkFactory {
     cluster_id: String,
     filter: Arc<TransportFilter>,
+    contacts: Arc<PeerContacts>,
 }
 
 impl GrpcNetworkFactory {
     /// A factory for cluster `cluster_id`.
     pub fn new(cluster_id: String, filter: Arc<TransportFilter>) -> Self {
-        GrpcNetworkFactory { cluster_id, filter }
+        GrpcNetworkFactory {
+            cluster_id,
+            filter,
+            contacts: Arc::default(),
+        }
+    }
+
+    /// The contact times its connections record.
+    pub fn contacts(&self) -> Arc<PeerContacts> {
+        Arc::clone(&self.contacts)
     }
 }
 
@@ -76,6 +118,7 @@ pub struct GrpcNetwork {
     address: String,
     cluster_id: String,
     filter: Arc<TransportFilter>,
+    contacts: Arc<PeerContacts>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for GrpcNetworkFactory {
@@ -98,6 +141,7 @@ impl RaftNetworkFactory<TypeConfig> for GrpcNetworkFactory {
             address,
             cluster_id: self.cluster_id.clone(),
             filter: Arc::clone(&self.filter),
+            contacts: Arc::clone(&self.contacts),
         }
     }
 }
@@ -167,7 +211,11 @@ impl RaftNetwork<TypeConfig> for GrpcNetwork {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<u64>, RaftError<u64>> {
-        self.call(Call::Append, &rpc, &option).await
+        let reply = self.call(Call::Append, &rpc, &option).await;
+        if reply.is_ok() {
+            self.contacts.record(self.target);
+        }
+        reply
     }
 
     async fn install_snapshot(
