@@ -167,7 +167,8 @@ impl fmt::Display for ClusterEvent {
             BrokerShuttingDown(b) => write!(f, "broker {b} is shutting down"),
             BrokerGone(b) => write!(f, "broker {b} gone"),
             TopicCreated { topic, partitions } => {
-                write!(f, "topic {topic} created ({partitions} partitions)")
+                let s = if *partitions == 1 { "" } else { "s" };
+                write!(f, "topic {topic} created ({partitions} partition{s})")
             }
             TopicDeleted { topic } => write!(f, "topic {topic} deleted"),
             PartitionsAdded { topic, partitions } => {

@@ -94,6 +94,16 @@ impl From<WireError> for DecodeError {
 /// Why a response could not be encoded. `out` is left as it was before the call.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EncodeError {
+    /// A request could not be encoded at this version (a client of [`crate::client`]).
+    #[error("cannot encode {api_key:?} v{api_version} request: {reason}")]
+    Request {
+        /// The API.
+        api_key: ApiKey,
+        /// The version asked for.
+        api_version: i16,
+        /// What went wrong.
+        reason: String,
+    },
     /// The body could not be encoded at this version (`kafka-protocol`'s message, or a field
     /// of a legacy Produce response too long for its length prefix).
     #[error("cannot encode {api_key:?} v{api_version} response: {reason}")]

@@ -24,6 +24,8 @@
 //!   with a version the broker does not know.
 //! - [`legacy_produce`]: Produce v0-2 by hand (advertised for librdkafka, KAFKA-18659).
 //! - [`response`]: a response as one frame written in place into the caller's buffer.
+//! - [`client`]: the other direction, for Rivulet's own tools: request frames out, response
+//!   frames in.
 //! - [`error`]: [`DecodeError`] (split by what the broker must do) and [`EncodeError`].
 //! - [`group_records`]: the key and value formats of `__consumer_offsets` (Kafka's
 //!   `OffsetCommitKey`/`Value`, `GroupMetadataKey`/`Value`), which are not requests but share
@@ -38,6 +40,7 @@
 pub use kafka_protocol;
 
 pub mod api_versions;
+pub mod client;
 pub mod error;
 pub mod frame;
 pub mod group_records;

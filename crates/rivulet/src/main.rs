@@ -3,8 +3,10 @@
 //! `rivulet server` runs a node (broker and controller); `format` and `random-uuid` prepare the
 //! log dirs of a multi-node cluster; `dump-log` (Kafka's `kafka-dump-log.sh --files`) and
 //! `storage-demo` are storage tools; `perf` drives a cluster through librdkafka and measures it
-//! (Kafka's `kafka-producer-perf-test.sh` and `kafka-consumer-perf-test.sh`).
+//! (Kafka's `kafka-producer-perf-test.sh` and `kafka-consumer-perf-test.sh`); `cluster status`
+//! and `cluster watch` show the cluster and its changes as any Kafka client sees them.
 
+mod cluster;
 mod dump_log;
 mod format;
 mod perf;
@@ -40,6 +42,10 @@ enum Command {
     /// latency, and a metadata probe.
     #[command(subcommand)]
     Perf(perf::Command),
+    /// The cluster as clients see it: `status` (brokers, controller, partitions) and `watch`
+    /// (one line per change as it happens).
+    #[command(subcommand)]
+    Cluster(cluster::Command),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -60,5 +66,6 @@ fn main() -> anyhow::Result<()> {
         Command::DumpLog(args) => dump_log::run(&args),
         Command::StorageDemo(args) => storage_demo::run(&args),
         Command::Perf(command) => perf::run(&command),
+        Command::Cluster(command) => cluster::run(&command),
     }
 }
