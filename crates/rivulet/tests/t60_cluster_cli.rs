@@ -270,8 +270,6 @@ fn status_and_watch_follow_a_broker_death() {
             );
         }
     }
-    eprintln!("watch printed:\n{}", lines.join("\n"));
-    drop(watch);
 
     // The active controller's log says the same, one readable line per event.
     let log = c.node(controller).log();
@@ -298,6 +296,71 @@ fn status_and_watch_follow_a_broker_death() {
     assert!(out.status.success(), "status failed: {report}");
     let row = [victim.to_string(), victim_address, "fenced".into()];
     assert!(has_row(&report, &row), "no row {row:?} in:\n{report}");
+
+    // The victim comes back: unfenced, and back in every ISR.
+    c.node(victim).restart();
+    let mut wanted = vec![format!("broker {victim} unfenced")];
+    for i in 0..partitions.len() {
+        wanted.push(format!("ISR of {TOPIC}-{i} expanded to "));
+    }
+    watch.wait_for(&wanted, Duration::from_secs(30));
+    let (view, _) = c.wait_view(survivor, "a full ISR again", Duration::from_secs(30), |v| {
+        fully_replicated(v)
+    });
+
+    // The active controller dies: another node is elected at a later epoch and fences it.
+    let old_epoch = controller_epoch(&watch.lines(), controller);
+    c.node(controller).kill();
+    let mut wanted = vec![
+        "controller elected: node ".to_string(),
+        format!("broker {controller} fenced"),
+    ];
+    for (i, p) in view.topics[TOPIC].1.iter().enumerate() {
+        if p.leader == controller {
+            wanted.push(format!("leader of {TOPIC}-{i} moved {controller} -> "));
+        }
+    }
+    let lines = watch.wait_for(&wanted, Duration::from_secs(30));
+    let elected: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("controller elected: node "))
+        .collect();
+    let last = elected.last().expect("an election line");
+    let (node, epoch) = parse_election(last);
+    assert_ne!(node, controller, "{last}");
+    assert!(epoch > old_epoch, "{last} after epoch {old_epoch}");
+    eprintln!("watch printed:\n{}", lines.join("\n"));
+    drop(watch);
+}
+
+/// The epoch `controller` was elected at, from the watch's first line.
+fn controller_epoch(lines: &[String], controller: i32) -> i32 {
+    let marker = format!("controller node {controller} at epoch ");
+    let first = &lines[0];
+    let at = first
+        .find(&marker)
+        .expect("the first line names the controller")
+        + marker.len();
+    first[at..]
+        .split(';')
+        .next()
+        .and_then(|e| e.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no epoch in {first:?}"))
+}
+
+/// `(node, epoch)` of a `controller elected: node N at epoch E` line.
+fn parse_election(line: &str) -> (i32, i32) {
+    let rest = &line[line
+        .find("controller elected: node ")
+        .expect("an election line")
+        + 25..];
+    let mut words = rest.split_whitespace();
+    let node = words.next().and_then(|w| w.parse().ok());
+    let epoch = words.nth(2).and_then(|w| w.parse().ok());
+    match (node, epoch) {
+        (Some(n), Some(e)) => (n, e),
+        _ => panic!("cannot read {line:?}"),
+    }
 }
 
 #[test]
