@@ -412,10 +412,15 @@ pub fn from_records(image: &MetadataImage, records: &[MetadataRecord]) -> Vec<Cl
     summarize(events)
 }
 
-/// Writes each event as one INFO line of the node's log.
+/// Writes each event as one line of the node's log: INFO, except the ISR changes of single
+/// internal-topic partitions (DEBUG), which come one AlterPartition at a time and would
+/// otherwise flood the log with 50 lines whenever a broker rejoins.
 pub fn log(events: &[ClusterEvent]) {
     for e in events {
-        tracing::info!("{e}");
+        match e.partition_topic() {
+            Some((topic, false)) if is_internal_topic(topic) => tracing::debug!("{e}"),
+            _ => tracing::info!("{e}"),
+        }
     }
 }
 
