@@ -51,6 +51,6 @@ done
 echo "cluster up: ${states[*]}"
 cat <<MSG
 Kafka clients on this machine: localhost:${RIVULET_PORT_1:-19092},localhost:${RIVULET_PORT_2:-29092},localhost:${RIVULET_PORT_3:-39092}
-Watch it:   rivulet cluster watch --bootstrap localhost:${RIVULET_PORT_1:-19092}
+Watch it:   target/release/rivulet cluster watch --bootstrap localhost:${RIVULET_PORT_1:-19092}
 Take down:  ${compose[*]} down -v
 MSG
