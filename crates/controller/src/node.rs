@@ -30,6 +30,13 @@ use crate::raft::Raft;
 /// How long the gRPC server may take to finish in-flight calls at shutdown.
 const SERVER_GRACE: Duration = Duration::from_millis(500);
 
+/// How long every session stream of a broker to the active controller must stay closed before
+/// it is fenced: a live broker whose connection broke reopens its streams after at most
+/// [`crate::grpc::client::SESSION_STREAM_BACKOFF`] (250 ms) plus a connection set-up, well
+/// within it; a dead one is fenced half a second after it died, not `broker.session.timeout.ms`
+/// (9 s) after its last heartbeat.
+const STREAM_GRACE: Duration = Duration::from_millis(500);
+
 /// Why a controller node could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ControllerError {
@@ -75,6 +82,9 @@ pub struct ControllerConfig {
     pub entries_kept_after_snapshot: u64,
     /// How long a change may take to commit.
     pub write_timeout: Duration,
+    /// How long all of a broker's session streams to the active controller must stay closed
+    /// before it is fenced (see [`crate::session_streams`]).
+    pub stream_grace: Duration,
 }
 
 impl ControllerConfig {
@@ -92,6 +102,7 @@ impl ControllerConfig {
             snapshot_after_entries: 20_000,
             entries_kept_after_snapshot: 1000,
             write_timeout: Duration::from_secs(5),
+            stream_grace: STREAM_GRACE,
         }
     }
 }
@@ -165,6 +176,7 @@ impl ControllerNode {
                 session_timeout: config.session_timeout,
                 write_timeout: config.write_timeout,
                 election_timeout: config.election_timeout,
+                stream_grace: config.stream_grace,
             },
             shutdown.clone(),
             &tasks,
