@@ -36,7 +36,7 @@ pub mod reassignment;
 pub mod topics;
 
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 
 pub use brokers::{
     allocate_producer_ids, check_broker_epoch, controlled_shutdown, fence_broker, may_shut_down,
