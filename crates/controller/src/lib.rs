@@ -17,6 +17,8 @@
 //! * [`decisions`]: what the active controller decides (placement, elections, controlled
 //!   shutdown, reassignments, epoch checks).
 //! * [`quorum_controller`]: the task that serializes requests and proposes records.
+//! * [`session_streams`]: which brokers' session streams to this voter are open (fast fencing of
+//!   a broker whose process died).
 //! * [`raft`]: openraft's storage (sled), state machine and network.
 //! * [`grpc`]: the services and the client brokers use.
 //! * [`node`]: a whole voter, started and stopped.
@@ -40,6 +42,7 @@ pub mod quorum_state;
 #[allow(clippy::result_large_err)]
 pub mod raft;
 pub mod records;
+pub mod session_streams;
 pub mod topic_name;
 
 pub use decisions::{

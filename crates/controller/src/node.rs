@@ -31,6 +31,21 @@ use crate::raft::Raft;
 /// How long the gRPC server may take to finish in-flight calls at shutdown.
 const SERVER_GRACE: Duration = Duration::from_millis(500);
 
+/// The Raft election timeout (minimum; the maximum is twice it). openraft's followers elect
+/// only once the leader's lease (the maximum, 1 s) and then their own random timeout (0.5 to
+/// 1 s) have passed since its last heartbeat: a dead controller is replaced 1.5 to 2 s after
+/// its last heartbeat, as Kafka's followers give up on a leader after
+/// `controller.quorum.fetch.timeout.ms` (2 s). Heartbeats go every 200 ms, so a follower misses
+/// seven in a row before it elects.
+const ELECTION_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// How long every session stream of a broker to the active controller must stay closed before
+/// it is fenced: a live broker whose connection broke reopens its streams after at most
+/// [`crate::grpc::client::SESSION_STREAM_BACKOFF`] (250 ms) plus a connection set-up, well
+/// within it; a dead one is fenced half a second after it died, not `broker.session.timeout.ms`
+/// (9 s) after its last heartbeat.
+const STREAM_GRACE: Duration = Duration::from_millis(500);
+
 /// Why a controller node could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ControllerError {
@@ -68,7 +83,9 @@ pub struct ControllerConfig {
     pub session_timeout: Duration,
     /// Raft heartbeat interval.
     pub heartbeat_interval: Duration,
-    /// Raft election timeout (minimum; the maximum is twice it).
+    /// Raft election timeout (minimum; the maximum is twice it). openraft's followers keep a
+    /// leader's lease for the maximum after its last heartbeat and then wait their own random
+    /// timeout, so a dead leader is replaced 3 to 4 times this after its last heartbeat.
     pub election_timeout: Duration,
     /// Take a snapshot after this many entries since the last one.
     pub snapshot_after_entries: u64,
@@ -76,6 +93,9 @@ pub struct ControllerConfig {
     pub entries_kept_after_snapshot: u64,
     /// How long a change may take to commit.
     pub write_timeout: Duration,
+    /// How long all of a broker's session streams to the active controller must stay closed
+    /// before it is fenced (see [`crate::session_streams`]).
+    pub stream_grace: Duration,
 }
 
 impl ControllerConfig {
@@ -89,10 +109,11 @@ impl ControllerConfig {
             settings: Settings::default(),
             session_timeout: Duration::from_millis(9000),
             heartbeat_interval: Duration::from_millis(200),
-            election_timeout: Duration::from_millis(1000),
+            election_timeout: ELECTION_TIMEOUT,
             snapshot_after_entries: 20_000,
             entries_kept_after_snapshot: 1000,
             write_timeout: Duration::from_secs(5),
+            stream_grace: STREAM_GRACE,
         }
     }
 }
@@ -168,6 +189,7 @@ impl ControllerNode {
                 session_timeout: config.session_timeout,
                 write_timeout: config.write_timeout,
                 election_timeout: config.election_timeout,
+                stream_grace: config.stream_grace,
             },
             shutdown.clone(),
             &tasks,

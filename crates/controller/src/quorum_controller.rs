@@ -20,6 +20,14 @@
 //! heard from gets a session as of one election timeout before the new term. A tick fences the
 //! brokers whose session expired, which moves their partitions' leadership.
 //!
+//! Session streams: that is the fallback for silent failures (a paused process, a cut network).
+//! A broker whose process dies is fenced much sooner: it holds a `BrokerSession` stream open to
+//! every voter, its kernel closes the connections when it dies, and each voter notes the close
+//! ([`SessionStreams`]). The active controller fences an unfenced broker whose streams of its
+//! current registration to this voter have all been closed for [`ControllerTimings::stream_grace`]
+//! (the same fencing as session expiry). Every voter tracks them, so a voter elected after the
+//! old controller died together with a broker fences that broker on its first tick as leader.
+//!
 //! Controlled shutdown: a heartbeat with `want_shut_down` marks the broker as shutting down and
 //! moves its leaderships and ISR memberships away ([`decisions::controlled_shutdown`]). Once it
 //! leads nothing another replica could lead, and every other live broker has reported (in its
@@ -49,6 +57,7 @@ use crate::image::{MetadataImage, PartitionImage, TopicImage};
 use crate::raft::state_machine::MetadataFeed;
 use crate::raft::{Raft, RecordBatch};
 use crate::records::MetadataRecord;
+use crate::session_streams::SessionStreams;
 
 /// Per-topic outcomes of an admin request, and the metadata offset that committed them (-1 when
 /// nothing was written).
@@ -93,6 +102,9 @@ pub struct ControllerTimings {
     /// The Raft election timeout (minimum): a leader without a quorum ack for this long stops
     /// acting.
     pub election_timeout: Duration,
+    /// How long every session stream of a broker must have been closed before it is fenced for
+    /// it: longer than a live broker takes to replace a broken stream.
+    pub stream_grace: Duration,
 }
 
 type Reply<T> = oneshot::Sender<Result<T, MetadataError>>;
@@ -116,6 +128,19 @@ enum Command {
         Reply<PartitionResults>,
     ),
     AlterReassignments(Vec<Reassignment>, Reply<PartitionResults>),
+    /// A broker's session stream to this voter opened.
+    StreamOpened {
+        broker_id: i32,
+        broker_epoch: i64,
+    },
+    /// A broker's session stream to this voter closed at `at`.
+    StreamClosed {
+        broker_id: i32,
+        broker_epoch: i64,
+        at: Instant,
+    },
+    /// How many session streams of a broker are open to this voter.
+    OpenStreams(i32, Reply<usize>),
 }
 
 /// A handle to the controller task. Cheap to clone.
@@ -148,6 +173,7 @@ impl Controller {
             sessions: HashMap::new(),
             metadata_offsets: HashMap::new(),
             shutdown_offsets: HashMap::new(),
+            streams: SessionStreams::default(),
             leading_term: None,
             sessions_since: Instant::now(),
         };
@@ -306,6 +332,38 @@ impl Controller {
         self.ask(|tx| Command::AlterReassignments(reassignments, tx))
             .await
     }
+
+    /// Notes that a session stream of registration `broker_epoch` of `broker_id` opened on
+    /// this voter (module doc).
+    pub async fn session_stream_opened(&self, broker_id: i32, broker_epoch: i64) {
+        // A stopped task has nothing left to track.
+        let _ = self
+            .commands
+            .send(Command::StreamOpened {
+                broker_id,
+                broker_epoch,
+            })
+            .await;
+    }
+
+    /// How many session streams of `broker_id`'s latest registration seen here are open to
+    /// this voter (tests, diagnostics).
+    pub async fn open_session_streams(&self, broker_id: i32) -> Result<usize, MetadataError> {
+        self.ask(|tx| Command::OpenStreams(broker_id, tx)).await
+    }
+
+    /// Notes that a session stream of registration `broker_epoch` of `broker_id` to this voter
+    /// closed at `at`.
+    pub async fn session_stream_closed(&self, broker_id: i32, broker_epoch: i64, at: Instant) {
+        let _ = self
+            .commands
+            .send(Command::StreamClosed {
+                broker_id,
+                broker_epoch,
+                at,
+            })
+            .await;
+    }
 }
 
 struct ControllerTask {
@@ -320,6 +378,8 @@ struct ControllerTask {
     metadata_offsets: HashMap<i32, i64>,
     /// Brokers in controlled shutdown: the offset after which their leaderships had moved.
     shutdown_offsets: HashMap<i32, i64>,
+    /// Brokers' session streams to this voter.
+    streams: SessionStreams,
     /// The term this node leads in, once its own entry is applied.
     leading_term: Option<u64>,
     /// When the sessions of brokers not heard from in this term are taken to have started.
@@ -344,7 +404,10 @@ impl ControllerTask {
                     Some(c) => self.handle(c).await,
                     None => return,
                 },
-                _ = tick.tick() => self.check_sessions().await,
+                _ = tick.tick() => {
+                    self.check_sessions().await;
+                    self.check_streams().await;
+                }
                 _ = rebalance.tick(), if rebalancing => self.rebalance_leaders().await,
             }
         }
@@ -478,6 +541,22 @@ impl ControllerTask {
                 }
                 .await;
                 let _ = reply.send(result);
+            }
+            Command::StreamOpened {
+                broker_id,
+                broker_epoch,
+            } => self.streams.opened(broker_id, broker_epoch),
+            Command::StreamClosed {
+                broker_id,
+                broker_epoch,
+                at,
+            } => {
+                self.streams.closed(broker_id, broker_epoch, at);
+                // Fence at once if the grace has passed already (the task was busy).
+                self.check_streams().await;
+            }
+            Command::OpenStreams(broker_id, reply) => {
+                let _ = reply.send(Ok(self.streams.open_streams(broker_id)));
             }
         }
     }
@@ -667,14 +746,54 @@ impl ControllerTask {
             .map(|b| b.id)
             .collect();
         for broker in expired {
-            let image = self.feed.image();
-            let records = decisions::fence_broker(&image, broker, &self.settings);
-            let moved = records.len().saturating_sub(1);
-            match self.propose(records).await {
-                Ok(_) => tracing::info!(
-                    "broker {broker} missed its session timeout: fenced, {moved} partitions changed"
-                ),
-                Err(e) => tracing::warn!(broker, error = %e, "fencing a broker failed"),
+            if let Ok(Some(moved)) = self.fence(broker).await {
+                tracing::info!(
+                    broker,
+                    partitions = moved,
+                    "broker {broker} fenced: its session expired"
+                );
+            }
+        }
+    }
+
+    /// Fences the brokers whose session streams to this voter all closed at least the grace
+    /// ago (leader only; module doc).
+    async fn check_streams(&mut self) {
+        let Ok(image) = self.leading_image() else {
+            return;
+        };
+        let due = self
+            .streams
+            .due(&image, Instant::now(), self.timings.stream_grace);
+        for broker in due {
+            // On failure it is tried again on the next tick (if this node still leads).
+            if let Ok(moved) = self.fence(broker).await {
+                self.streams.acted_on(broker);
+                if let Some(moved) = moved {
+                    tracing::info!(
+                        broker,
+                        partitions = moved,
+                        "broker {broker} fenced: its connection to the controller closed"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Fences `broker` if the latest image has it unfenced; returns how many partitions moved
+    /// (`None`: it was fenced already), or `Err` when the change did not commit (logged).
+    async fn fence(&mut self, broker: i32) -> Result<Option<usize>, ()> {
+        let image = self.feed.image();
+        if image.brokers.get(&broker).is_none_or(|b| b.fenced) {
+            return Ok(None);
+        }
+        let records = decisions::fence_broker(&image, broker, &self.settings);
+        let moved = records.len().saturating_sub(1);
+        match self.propose(records).await {
+            Ok(_) => Ok(Some(moved)),
+            Err(e) => {
+                tracing::warn!(broker, error = %e, "fencing a broker failed");
+                Err(())
             }
         }
     }

@@ -13,6 +13,8 @@ mod perf;
 mod server;
 mod storage_demo;
 
+use std::io::IsTerminal;
+
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
@@ -49,11 +51,13 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    // Colours only on a terminal: `docker logs` and log files get plain lines.
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| EnvFilter::new("info,openraft=warn,sled=warn")),
+                .unwrap_or_else(|_| EnvFilter::new("info,openraft=error,sled=warn")),
         )
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {

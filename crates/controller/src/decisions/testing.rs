@@ -96,6 +96,18 @@ impl Cluster {
         self.commit(records);
     }
 
+    /// Registers `broker` again (a new process): a new broker epoch, fenced.
+    pub fn register(&mut self, broker: i32) {
+        let reg = BrokerRegistration {
+            broker_id: broker,
+            incarnation_id: Uuid::new_v4(),
+            endpoints: BTreeMap::new(),
+            rack: None,
+        };
+        let records = register_broker(&self.image, &reg, false, &self.settings).unwrap();
+        self.commit(records);
+    }
+
     /// Unfences `broker`.
     pub fn unfence(&mut self, broker: i32) {
         let records = unfence_broker(&self.image, broker, &self.settings);

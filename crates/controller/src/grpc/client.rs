@@ -4,7 +4,13 @@
 //! it last found active, follows NOT_CONTROLLER hints, and otherwise walks the voters in turn
 //! until one answers or the deadline passes (REQUEST_TIMED_OUT). The metadata stream can be
 //! read from any voter.
+//!
+//! A registered broker also holds a `BrokerSession` stream open to every voter
+//! ([`ControllerClient::hold_sessions`]), reopened shortly after it ends: when the broker's
+//! process dies, the voters see these streams close and the active controller fences it at
+//! once (see [`crate::session_streams`]).
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
@@ -27,6 +33,12 @@ use crate::records::MetadataDelta;
 
 /// How long a heartbeat copy to a voter that does not lead may take.
 const NOTE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// The longest a broker waits before reopening a session stream that ended or could not be
+/// opened (a random pause of 150 ms up to this, so brokers do not reconnect in step). Well
+/// below the controller's grace for closed streams, so a live broker's broken stream is
+/// replaced before it counts as dead.
+pub const SESSION_STREAM_BACKOFF: Duration = Duration::from_millis(250);
 
 /// A voter of the quorum: id and `host:port` of its controller listener.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -478,6 +490,25 @@ impl ControllerClient {
         Ok((convert::partition_results_from_wire(r.results), r.offset))
     }
 
+    /// Holds a session stream of registration `broker_epoch` of `broker_id` open to every
+    /// voter, reopening each after a short pause ([`SESSION_STREAM_BACKOFF`]) when it ends or
+    /// cannot be opened. Never returns: dropping the future closes the streams (on a new
+    /// registration, or at shutdown).
+    pub async fn hold_sessions(&self, broker_id: i32, broker_epoch: i64) -> Infallible {
+        let request = proto::BrokerSessionRequest {
+            cluster_id: self.cluster_id.clone(),
+            broker_id,
+            broker_epoch,
+        };
+        let streams = self
+            .voters
+            .iter()
+            .map(|(voter, client)| hold_session(voter.id, client.clone(), request.clone()));
+        // Each one loops until dropped.
+        futures::future::join_all(streams).await;
+        std::future::pending().await
+    }
+
     /// Opens the metadata stream after `after_offset` on voter `preferred` if it is one (the
     /// local controller), else on the voters in turn.
     pub async fn fetch_metadata(
@@ -503,5 +534,34 @@ impl ControllerClient {
             .map_err(|s| unreachable(&s))?
             .into_inner();
         Ok(MetadataStream { inner })
+    }
+}
+
+/// Holds one session stream open to voter `voter` (see [`ControllerClient::hold_sessions`]).
+async fn hold_session(
+    voter: i32,
+    mut client: ControllerServiceClient<Channel>,
+    request: proto::BrokerSessionRequest,
+) {
+    loop {
+        match client.broker_session(request.clone()).await {
+            Ok(response) => {
+                let mut stream = response.into_inner();
+                // Nothing is sent on it; it ends when the voter or the connection goes.
+                let end = loop {
+                    match stream.message().await {
+                        Ok(Some(_)) => {}
+                        Ok(None) => break "ended".to_string(),
+                        Err(status) => break status.message().to_string(),
+                    }
+                };
+                tracing::debug!(voter, reason = %end, "session stream to a controller ended; reopening");
+            }
+            Err(status) => {
+                tracing::debug!(voter, error = %status.message(), "cannot open a session stream to a controller yet");
+            }
+        }
+        let pause = fastrand::u64(150..=SESSION_STREAM_BACKOFF.as_millis() as u64);
+        tokio::time::sleep(Duration::from_millis(pause)).await;
     }
 }

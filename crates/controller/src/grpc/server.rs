@@ -1,10 +1,17 @@
 //! The gRPC services a controller node serves on its controller listener: [`RaftServer`]
-//! (openraft's RPCs from other voters) and [`ControllerServer`] (brokers' requests and the
-//! metadata stream). Both refuse requests from another cluster.
+//! (openraft's RPCs from other voters) and [`ControllerServer`] (brokers' requests, the
+//! metadata stream and the brokers' session streams). Both refuse requests from another
+//! cluster.
+//!
+//! A session stream's end is seen by holding the sending half of its response channel and
+//! awaiting [`mpsc::Sender::closed`]: hyper drops the response body, and with it the receiving
+//! half, when the client cancels the call or its connection closes (the client's process died,
+//! or the connection was reset).
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Instant;
 
 use futures::Stream;
 use serde::de::DeserializeOwned;
@@ -139,6 +146,8 @@ fn partition_results(
 const DELTAS_PER_BATCH: usize = 256;
 
 type MetadataStream = Pin<Box<dyn Stream<Item = Result<proto::MetadataBatch, Status>> + Send>>;
+
+type SessionStream = Pin<Box<dyn Stream<Item = Result<proto::BrokerSessionEvent, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl ControllerService for ControllerServer {
@@ -434,6 +443,35 @@ impl ControllerService for ControllerServer {
             r.after_offset,
             tx,
         ));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    type BrokerSessionStream = SessionStream;
+
+    async fn broker_session(
+        &self,
+        request: Request<proto::BrokerSessionRequest>,
+    ) -> Result<Response<Self::BrokerSessionStream>, Status> {
+        let r = request.into_inner();
+        self.check(&r.cluster_id)
+            .map_err(|e| Status::failed_precondition(e.to_string()))?;
+        let (tx, rx) = mpsc::channel::<Result<proto::BrokerSessionEvent, Status>>(1);
+        // Noted before the stream is answered, so its close is always noted after its open.
+        self.controller
+            .session_stream_opened(r.broker_id, r.broker_epoch)
+            .await;
+        let controller = self.controller.clone();
+        tokio::spawn(async move {
+            tx.closed().await;
+            tracing::debug!(
+                broker = r.broker_id,
+                broker_epoch = r.broker_epoch,
+                "a broker's session stream closed"
+            );
+            controller
+                .session_stream_closed(r.broker_id, r.broker_epoch, Instant::now())
+                .await;
+        });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }
