@@ -23,6 +23,12 @@ def test_nodes_run_as_an_unprivileged_user(compose_cluster):
 def test_service_names_resolve_inside_the_image(compose_cluster):
     # The quorum itself formed over service names (controller.quorum.voters=1@rivulet-1:9093,...);
     # here a client inside node 1 reaches the other nodes by their service names too.
+    for other in (2, 3):
+        r = compose_cluster.exec(1, "cluster", "status", "--bootstrap", f"rivulet-{other}:9092")
+        assert r.returncode == 0, r.stderr
+        for n in NODES:
+            assert f"rivulet-{n}:9092" in r.stdout, r.stdout
+    # librdkafka inside the image resolves them too.
     r = compose_cluster.exec(
         1,
         "perf", "metadata",
@@ -31,8 +37,13 @@ def test_service_names_resolve_inside_the_image(compose_cluster):
         "--timeout", "20s",
     )
     assert r.returncode == 0, r.stderr
-    for n in NODES:
-        assert f"rivulet-{n}:9092" in r.stdout, r.stdout
+
+
+def test_the_healthcheck_says_why(compose_cluster):
+    r = compose_cluster.exec(2, "cluster", "health")
+    assert r.returncode == 0 and "healthy: broker 2 up" in r.stdout, (r.stdout, r.stderr)
+    r = compose_cluster.exec(2, "cluster", "health", "--node-id", "7")
+    assert r.returncode != 0 and "broker 7 is not registered" in r.stderr, r.stderr
 
 
 def test_every_node_is_healthy_and_published_on_its_port(compose_cluster):

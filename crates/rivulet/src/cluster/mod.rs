@@ -1,11 +1,13 @@
 //! `rivulet cluster status` and `rivulet cluster watch`: what the cluster looks like, and how
-//! it changes, as any Kafka client sees it (Metadata, DescribeCluster v2, DescribeQuorum).
+//! it changes, as any Kafka client sees it (Metadata, DescribeCluster v2, DescribeQuorum);
+//! `rivulet cluster health`, the container healthcheck, from the same answers.
 //!
 //! ```text
 //! client    one connection to one broker, ApiVersions then the three requests (tokio)
 //! snapshot  ClusterSnapshot from the three answers (pure), the topic filter
 //! diff      two snapshots -> ClusterEvents (pure), worded as the controller's log words them
 //! status    the report as tables
+//! health    whether one node is serving and unfenced, with a controller (pure verdict)
 //! watch     the poll loop, with fail-over to another broker when one stops answering
 //! ```
 //!
@@ -14,6 +16,7 @@
 
 mod client;
 mod diff;
+mod health;
 mod snapshot;
 mod status;
 mod watch;
@@ -34,6 +37,29 @@ pub enum Command {
     /// Print one line per cluster change as it happens (controller elected, brokers fenced and
     /// unfenced, leaders moved, ISRs shrunk and expanded, topics created and deleted).
     Watch(WatchArgs),
+    /// Exit 0 when the broker at --bootstrap answers, the quorum has an active controller and
+    /// (with --node-id) that broker is registered and unfenced; else print why and exit 1.
+    /// The compose healthcheck.
+    Health(HealthArgs),
+}
+
+/// Arguments of `rivulet cluster health`.
+#[derive(clap::Args)]
+pub struct HealthArgs {
+    /// The node's own listener, `host:port`.
+    #[arg(
+        long,
+        short = 'b',
+        alias = "bootstrap-server",
+        default_value = "127.0.0.1:9092"
+    )]
+    bootstrap: String,
+    /// The node's id: it must be listed as up (the compose containers set RIVULET_NODE_ID).
+    #[arg(long, env = "RIVULET_NODE_ID")]
+    node_id: Option<i32>,
+    /// How long connecting and each request may take, in milliseconds.
+    #[arg(long, default_value_t = 3000)]
+    timeout_ms: u64,
 }
 
 /// What both commands ask and show.
@@ -111,6 +137,25 @@ pub fn run(command: &Command) -> anyhow::Result<()> {
             runtime.block_on(watch::watch(opts));
             Ok(())
         }
+        Command::Health(args) => runtime.block_on(health(args)),
+    }
+}
+
+async fn health(args: &HealthArgs) -> anyhow::Result<()> {
+    let timeout = Duration::from_millis(args.timeout_ms.max(1));
+    let snapshot = async {
+        let mut conn = client::Connection::open(&args.bootstrap, timeout).await?;
+        conn.snapshot().await
+    };
+    let snapshot = snapshot
+        .await
+        .with_context(|| format!("{} does not answer", args.bootstrap))?;
+    match health::verdict(&snapshot, args.node_id) {
+        Ok(fine) => {
+            println!("healthy: {fine}");
+            Ok(())
+        }
+        Err(why) => anyhow::bail!("unhealthy: {why}"),
     }
 }
 
