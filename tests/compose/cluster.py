@@ -160,8 +160,8 @@ class ComposeCluster:
 
     @property
     def network(self) -> str:
-        # Compose names a project's networks <project>_<network>.
-        return f"{self.project}_rivulet"
+        # docker-compose.yml names it <prefix>-net.
+        return f"{self.project}-net"
 
     @property
     def bootstrap(self) -> str:

@@ -51,12 +51,13 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
-    // Colours only on a terminal: `docker logs` and log files get plain lines.
+    // Colours only on a terminal: `docker logs` and log files get plain lines. openraft's
+    // replication errors repeat on every retry to a down voter; the controller's network layer
+    // logs losing and regaining a voter once each instead.
     tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| EnvFilter::new("info,openraft=error,sled=warn")),
-        )
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+            EnvFilter::new("info,openraft::replication=off,openraft=error,sled=warn")
+        }))
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();

@@ -119,6 +119,9 @@ pub struct GrpcNetwork {
     cluster_id: String,
     filter: Arc<TransportFilter>,
     contacts: Arc<PeerContacts>,
+    /// Whether the last AppendEntries reached the peer, so that losing and regaining it is
+    /// logged once each, in one line (openraft's own replication errors repeat every retry).
+    reachable: bool,
 }
 
 impl RaftNetworkFactory<TypeConfig> for GrpcNetworkFactory {
@@ -142,6 +145,7 @@ impl RaftNetworkFactory<TypeConfig> for GrpcNetworkFactory {
             cluster_id: self.cluster_id.clone(),
             filter: Arc::clone(&self.filter),
             contacts: Arc::clone(&self.contacts),
+            reachable: true,
         }
     }
 }
@@ -205,6 +209,15 @@ impl GrpcNetwork {
     }
 }
 
+/// The first clause of a transport error ("dns error", "tcp connect error"), for a log line.
+fn short_reason(error: &str) -> &str {
+    let reason = error
+        .split_once("message: \"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map_or(error, |(message, _)| message);
+    reason.split(';').next().unwrap_or(reason).trim()
+}
+
 impl RaftNetwork<TypeConfig> for GrpcNetwork {
     async fn append_entries(
         &mut self,
@@ -212,8 +225,24 @@ impl RaftNetwork<TypeConfig> for GrpcNetwork {
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<u64>, RaftError<u64>> {
         let reply = self.call(Call::Append, &rpc, &option).await;
-        if reply.is_ok() {
-            self.contacts.record(self.target);
+        match &reply {
+            Ok(_) => {
+                self.contacts.record(self.target);
+                if !self.reachable {
+                    self.reachable = true;
+                    tracing::info!("controller quorum: voter {} reachable again", self.target);
+                }
+            }
+            Err(RPCError::Unreachable(e)) if self.reachable => {
+                self.reachable = false;
+                tracing::warn!(
+                    "controller quorum: voter {} at {} unreachable: {}",
+                    self.target,
+                    self.address.trim_start_matches("http://"),
+                    short_reason(&e.to_string())
+                );
+            }
+            Err(_) => {}
         }
         reply
     }
@@ -232,5 +261,21 @@ impl RaftNetwork<TypeConfig> for GrpcNetwork {
         option: RPCOption,
     ) -> RpcResult<VoteResponse<u64>, RaftError<u64>> {
         self.call(Call::Vote, &rpc, &option).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short_reason;
+
+    #[test]
+    fn transport_errors_shorten_to_their_message() {
+        let status = "Unreachable node: tonic::status::Status: code: 'The service is currently \
+                      unavailable', message: \"dns error\", source: tonic::transport::Error";
+        assert_eq!(short_reason(status), "dns error");
+        assert_eq!(
+            short_reason("node 2 is cut off; by the filter"),
+            "node 2 is cut off"
+        );
     }
 }
