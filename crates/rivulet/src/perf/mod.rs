@@ -6,6 +6,8 @@
 //!   reports throughput and per-record latency (send to delivery report) percentiles.
 //! - `perf consume` reads a topic from the beginning with `assign` (no consumer group) and
 //!   reports throughput.
+//! - `perf e2e` produces at a steady rate and consumes in the same process, and reports
+//!   end-to-end latency percentiles (send to consumer delivery).
 //! - `perf metadata` prints what a node's Metadata response says and can wait until the
 //!   cluster has a given number of brokers (and a topic's partitions their full ISR): the
 //!   readiness probe of `scripts/bench-cluster`.
@@ -15,6 +17,7 @@
 
 mod admin;
 mod consume;
+mod e2e;
 mod produce;
 
 use std::time::Duration;
@@ -31,6 +34,9 @@ pub enum Command {
     Produce(produce::Args),
     /// Read a topic from the beginning (assign, no group) and report throughput.
     Consume(consume::Args),
+    /// Produce at a steady rate and consume in the same process: end-to-end latency
+    /// percentiles (send to consumer delivery).
+    E2e(e2e::Args),
     /// Print the cluster's metadata; optionally wait until it has enough brokers and a topic's
     /// replicas are all in sync.
     Metadata(admin::MetadataArgs),
@@ -41,6 +47,7 @@ pub fn run(command: &Command) -> anyhow::Result<()> {
     match command {
         Command::Produce(args) => produce::run(args),
         Command::Consume(args) => consume::run(args),
+        Command::E2e(args) => e2e::run(args),
         Command::Metadata(args) => admin::run_metadata(args),
     }
 }
