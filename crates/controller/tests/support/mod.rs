@@ -175,9 +175,11 @@ impl TestQuorum {
                 .collect();
             if leaders.len() == 1 {
                 let leader = *leaders.iter().next().unwrap();
-                // Register broker 0 so topics can be placed, once per leader.
-                self.ensure_broker(leader).await;
-                return leader;
+                // Register broker 0 so topics can be placed, once per leader. A leader deposed
+                // in between (an election race at start) answers NOT_CONTROLLER: look again.
+                if self.ensure_broker(leader).await {
+                    return leader;
+                }
             }
             assert!(
                 Instant::now() < deadline,
@@ -187,21 +189,26 @@ impl TestQuorum {
         }
     }
 
-    async fn ensure_broker(&self, leader: i32) {
+    /// Registers broker 0 through `leader` unless it is registered; false if `leader` no
+    /// longer leads.
+    async fn ensure_broker(&self, leader: i32) -> bool {
         let c = self.controller(leader);
         if c.image().brokers.contains_key(&0) {
-            return;
+            return true;
         }
-        let epoch = c
+        let registered = c
             .register_broker(rivulet_controller::decisions::BrokerRegistration {
                 broker_id: 0,
                 incarnation_id: uuid::Uuid::new_v4(),
                 endpoints: BTreeMap::new(),
                 rack: None,
             })
-            .await
-            .expect("registers broker 0");
-        let _ = epoch;
+            .await;
+        match registered {
+            Ok(_) => true,
+            Err(rivulet_controller::MetadataError::NotController { .. }) => false,
+            Err(e) => panic!("registering broker 0: {e}"),
+        }
     }
 
     /// Creates a one-partition topic through whichever node leads, retrying on a leader change
