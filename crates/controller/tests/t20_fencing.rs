@@ -8,34 +8,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rivulet_controller::decisions::AlterPartition;
-use rivulet_controller::{
-    Assignment, ControllerClient, MetadataError, NewTopic, Registration, Voter,
-};
-use support::TestQuorum;
+use rivulet_controller::{Assignment, ControllerClient, MetadataError, NewTopic, Voter};
+use support::{registration, two_live_brokers, TestQuorum};
 
 fn client(q: &TestQuorum, cluster_id: &str) -> ControllerClient {
     let voters: Vec<Voter> = q.voters().to_vec();
     ControllerClient::new(cluster_id.into(), &voters, Duration::from_secs(10)).unwrap()
-}
-
-fn registration(id: i32) -> Registration {
-    Registration {
-        broker_id: id,
-        incarnation_id: uuid::Uuid::new_v4(),
-        endpoints: vec![("PLAINTEXT".into(), "127.0.0.1".into(), 9092)],
-        rack: None,
-    }
-}
-
-/// Registers and unfences brokers 1 and 2; returns their epochs.
-async fn two_live_brokers(c: &ControllerClient) -> (i64, i64) {
-    let e1 = c.register_broker(&registration(1)).await.unwrap();
-    let e2 = c.register_broker(&registration(2)).await.unwrap();
-    for (id, epoch) in [(1, e1), (2, e2)] {
-        let reply = c.heartbeat(id, epoch, i64::MAX).await.unwrap();
-        assert!(!reply.is_fenced, "broker {id} unfenced once caught up");
-    }
-    (e1, e2)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,11 +10,9 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use rivulet_controller::{
-    Assignment, ControllerClient, MetadataImage, NewTopic, Registration, Voter,
-};
+use rivulet_controller::{Assignment, ControllerClient, MetadataImage, NewTopic, Voter};
 use support::proxy::Proxy;
-use support::{TestQuorum, WAIT};
+use support::{two_live_brokers, TestQuorum, WAIT};
 
 /// Far below the 9 s session timeout, far above the 500 ms grace plus a tick and a commit.
 const FAST: Duration = Duration::from_secs(3);
@@ -23,24 +21,10 @@ fn client(voters: Vec<Voter>) -> ControllerClient {
     ControllerClient::new("test-cluster".into(), &voters, Duration::from_secs(10)).unwrap()
 }
 
-fn registration(id: i32) -> Registration {
-    Registration {
-        broker_id: id,
-        incarnation_id: uuid::Uuid::new_v4(),
-        endpoints: vec![("PLAINTEXT".into(), "127.0.0.1".into(), 9092)],
-        rack: None,
-    }
-}
-
 /// Registers brokers 1 and 2, unfences them, and creates topic `t` with one partition on
 /// `[1, 2]` (led by 1); returns their epochs.
 async fn setup(c: &ControllerClient) -> (i64, i64) {
-    let e1 = c.register_broker(&registration(1)).await.unwrap();
-    let e2 = c.register_broker(&registration(2)).await.unwrap();
-    for (id, epoch) in [(1, e1), (2, e2)] {
-        let reply = c.heartbeat(id, epoch, i64::MAX).await.unwrap();
-        assert!(!reply.is_fenced, "broker {id} unfenced once caught up");
-    }
+    let (e1, e2) = two_live_brokers(c).await;
     let topic = NewTopic {
         name: "t".into(),
         assignment: Assignment::Manual(vec![vec![1, 2]]),

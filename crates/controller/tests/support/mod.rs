@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use openraft::RaftMetrics;
 use rivulet_controller::{
-    Assignment, Controller, ControllerConfig, ControllerNode, MetadataError, NewTopic, Voter,
+    Assignment, Controller, ControllerClient, ControllerConfig, ControllerNode, MetadataError,
+    NewTopic, Registration, Voter,
 };
 use tokio::net::TcpListener;
 
@@ -25,6 +26,27 @@ pub fn topic(name: &str, partitions: i32) -> NewTopic {
         assignment: Assignment::Manual(vec![vec![0]; partitions as usize]),
         configs: BTreeMap::new(),
     }
+}
+
+/// A registration of broker `id` with one PLAINTEXT endpoint and a fresh incarnation.
+pub fn registration(id: i32) -> Registration {
+    Registration {
+        broker_id: id,
+        incarnation_id: uuid::Uuid::new_v4(),
+        endpoints: vec![("PLAINTEXT".into(), "127.0.0.1".into(), 9092)],
+        rack: None,
+    }
+}
+
+/// Registers and unfences brokers 1 and 2 through `c`; returns their epochs.
+pub async fn two_live_brokers(c: &ControllerClient) -> (i64, i64) {
+    let e1 = c.register_broker(&registration(1)).await.unwrap();
+    let e2 = c.register_broker(&registration(2)).await.unwrap();
+    for (id, epoch) in [(1, e1), (2, e2)] {
+        let reply = c.heartbeat(id, epoch, i64::MAX).await.unwrap();
+        assert!(!reply.is_fenced, "broker {id} unfenced once caught up");
+    }
+    (e1, e2)
 }
 
 /// Quorum tests run one at a time: three voters each fsyncing their log are enough load for a
