@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::{bail, ensure, Context};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -178,6 +178,59 @@ fn describe(metadata: &Metadata, topic: Option<&str>) -> String {
         }
     }
     out
+}
+
+/// `--create-topic` and its settings, shared by the tools that produce.
+#[derive(clap::Args)]
+pub(super) struct CreateTopicArgs {
+    /// Create the topic with the admin client first if it does not exist, and wait until its
+    /// replicas are in sync.
+    #[arg(long)]
+    create_topic: bool,
+    /// With --create-topic: partitions.
+    #[arg(long, default_value_t = 1, requires = "create_topic")]
+    partitions: i32,
+    /// With --create-topic: replication factor.
+    #[arg(long, default_value_t = 1, requires = "create_topic")]
+    replication_factor: i32,
+    /// With --create-topic: a topic config (`key=value`, repeatable), e.g.
+    /// `min.insync.replicas=2`.
+    #[arg(long = "topic-config", value_parser = super::parse_key_value, num_args = 1.., requires = "create_topic")]
+    topic_configs: Vec<(String, String)>,
+}
+
+impl CreateTopicArgs {
+    /// With --create-topic, creates `topic` unless it exists and waits until it is in sync.
+    pub(super) fn ensure(&self, bootstrap_servers: &str, topic: &str) -> anyhow::Result<()> {
+        if !self.create_topic {
+            return Ok(());
+        }
+        let spec = TopicSpec {
+            name: topic,
+            partitions: self.partitions,
+            replication_factor: self.replication_factor,
+            configs: &self.topic_configs,
+        };
+        ensure_topic(bootstrap_servers, &[], &spec, Duration::from_secs(60))
+    }
+}
+
+/// The partition ids of `topic`, from a Metadata request through `consumer`.
+pub(super) fn topic_partitions(consumer: &BaseConsumer, topic: &str) -> anyhow::Result<Vec<i32>> {
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(30))
+        .with_context(|| format!("Metadata for {topic}"))?;
+    let Some(t) = metadata.topics().iter().find(|t| t.name() == topic) else {
+        bail!("topic {topic} not in the Metadata response");
+    };
+    if let Some(e) = t.error() {
+        bail!("topic {topic}: {e:?}");
+    }
+    ensure!(
+        !t.partitions().is_empty(),
+        "topic {topic} has no partitions"
+    );
+    Ok(t.partitions().iter().map(|p| p.id()).collect())
 }
 
 /// A topic to create if it is missing.

@@ -7,11 +7,12 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context};
+use anyhow::{ensure, Context};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::admin::topic_partitions;
 use super::{client_config, mb_per_sec, parse_duration, parse_key_value, per_sec};
 
 /// Most distinct error messages kept for the report.
@@ -57,27 +58,14 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         config.set(k, v);
     }
     let consumer: BaseConsumer = config.create().context("creating the consumer")?;
-    let metadata = consumer
-        .fetch_metadata(Some(&args.topic), Duration::from_secs(30))
-        .with_context(|| format!("Metadata for {}", args.topic))?;
-    let Some(topic) = metadata.topics().iter().find(|t| t.name() == args.topic) else {
-        bail!("topic {} not in the Metadata response", args.topic);
-    };
-    if let Some(e) = topic.error() {
-        bail!("topic {}: {e:?}", args.topic);
-    }
-    ensure!(
-        !topic.partitions().is_empty(),
-        "topic {} has no partitions",
-        args.topic
-    );
+    let ids = topic_partitions(&consumer, &args.topic)?;
     let mut assignment = TopicPartitionList::new();
-    for p in topic.partitions() {
+    for &p in &ids {
         assignment
-            .add_partition_offset(&args.topic, p.id(), Offset::Beginning)
+            .add_partition_offset(&args.topic, p, Offset::Beginning)
             .context("building the assignment")?;
     }
-    let partitions = topic.partitions().len();
+    let partitions = ids.len();
     consumer.assign(&assignment).context("assign")?;
     eprintln!(
         "consuming {} from {} ({partitions} partitions) from the beginning",

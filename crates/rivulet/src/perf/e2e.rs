@@ -17,14 +17,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context};
+use anyhow::{ensure, Context};
 use hdrhistogram::Histogram;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::admin::{ensure_topic, TopicSpec};
+use super::admin::{topic_partitions, CreateTopicArgs};
 use super::{client_config, mb_per_sec, parse_duration, parse_key_value, per_sec};
 
 /// Highest latency the histogram tracks (larger values count as this): one minute, in µs.
@@ -68,18 +68,8 @@ pub struct Args {
     /// Extra librdkafka consumer properties (`key=value`, repeatable; applied last).
     #[arg(long = "consumer-props", value_parser = parse_key_value, num_args = 1..)]
     consumer_props: Vec<(String, String)>,
-    /// Create the topic first if it does not exist, and wait until its replicas are in sync.
-    #[arg(long)]
-    create_topic: bool,
-    /// With --create-topic: partitions.
-    #[arg(long, default_value_t = 1, requires = "create_topic")]
-    partitions: i32,
-    /// With --create-topic: replication factor.
-    #[arg(long, default_value_t = 1, requires = "create_topic")]
-    replication_factor: i32,
-    /// With --create-topic: a topic config (`key=value`, repeatable).
-    #[arg(long = "topic-config", value_parser = parse_key_value, num_args = 1.., requires = "create_topic")]
-    topic_configs: Vec<(String, String)>,
+    #[command(flatten)]
+    create: CreateTopicArgs,
     /// Print the result as one JSON object on stdout (the human line goes to stderr).
     #[arg(long)]
     json: bool,
@@ -98,24 +88,6 @@ fn send_time_ns(value: &[u8]) -> Option<u64> {
     Some(u64::from_le_bytes(stamp))
 }
 
-/// The partition ids of `topic`, from a Metadata request.
-fn partitions_of(consumer: &BaseConsumer, topic: &str) -> anyhow::Result<Vec<i32>> {
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(30))
-        .with_context(|| format!("Metadata for {topic}"))?;
-    let Some(t) = metadata.topics().iter().find(|t| t.name() == topic) else {
-        bail!("topic {topic} not in the Metadata response");
-    };
-    if let Some(e) = t.error() {
-        bail!("topic {topic}: {e:?} (create it, or pass --create-topic)");
-    }
-    ensure!(
-        !t.partitions().is_empty(),
-        "topic {topic} has no partitions"
-    );
-    Ok(t.partitions().iter().map(|p| p.id()).collect())
-}
-
 /// Runs `rivulet perf e2e`.
 pub fn run(args: &Args) -> anyhow::Result<()> {
     ensure!(args.throughput > 0.0, "--throughput must be positive");
@@ -123,15 +95,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         args.record_size >= STAMP,
         "--record-size must be at least {STAMP} (the send time)"
     );
-    if args.create_topic {
-        let spec = TopicSpec {
-            name: &args.topic,
-            partitions: args.partitions,
-            replication_factor: args.replication_factor,
-            configs: &args.topic_configs,
-        };
-        ensure_topic(&args.bootstrap_servers, &[], &spec, Duration::from_secs(60))?;
-    }
+    args.create.ensure(&args.bootstrap_servers, &args.topic)?;
 
     let mut consumer_config = client_config(&args.bootstrap_servers, "rivulet-perf-e2e", &[]);
     consumer_config
@@ -143,7 +107,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         consumer_config.set(k, v);
     }
     let consumer: BaseConsumer = consumer_config.create().context("creating the consumer")?;
-    let partitions = partitions_of(&consumer, &args.topic)?;
+    let partitions = topic_partitions(&consumer, &args.topic)?;
     let mut assignment = TopicPartitionList::new();
     for &p in &partitions {
         let (_, high) = consumer

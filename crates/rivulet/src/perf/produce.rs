@@ -22,7 +22,7 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientContext;
 
-use super::admin::{ensure_topic, TopicSpec};
+use super::admin::CreateTopicArgs;
 use super::{client_config, mb_per_sec, parse_duration, parse_key_value, per_sec};
 
 /// Most distinct error messages kept for the report.
@@ -78,20 +78,8 @@ pub struct Args {
     /// gigabyte-deep client queue.
     #[arg(long = "producer-props", value_parser = parse_key_value, num_args = 1..)]
     producer_props: Vec<(String, String)>,
-    /// Create the topic with the admin client first if it does not exist, and wait until its
-    /// replicas are in sync.
-    #[arg(long)]
-    create_topic: bool,
-    /// With --create-topic: partitions.
-    #[arg(long, default_value_t = 1, requires = "create_topic")]
-    partitions: i32,
-    /// With --create-topic: replication factor.
-    #[arg(long, default_value_t = 1, requires = "create_topic")]
-    replication_factor: i32,
-    /// With --create-topic: a topic config (`key=value`, repeatable), e.g.
-    /// `min.insync.replicas=2`.
-    #[arg(long = "topic-config", value_parser = parse_key_value, num_args = 1.., requires = "create_topic")]
-    topic_configs: Vec<(String, String)>,
+    #[command(flatten)]
+    create: CreateTopicArgs,
     /// Print a progress line to stderr this often (0: never).
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     reporting_interval: Duration,
@@ -322,19 +310,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         (None, Some(_)) => None,
         (None, None) => Some(100_000),
     };
-    if args.create_topic {
-        ensure_topic(
-            &args.bootstrap_servers,
-            &[],
-            &TopicSpec {
-                name: &args.topic,
-                partitions: args.partitions,
-                replication_factor: args.replication_factor,
-                configs: &args.topic_configs,
-            },
-            Duration::from_secs(60),
-        )?;
-    }
+    args.create.ensure(&args.bootstrap_servers, &args.topic)?;
 
     let mut config = client_config(&args.bootstrap_servers, "rivulet-perf-producer", &[]);
     let acks = if args.acks == "-1" { "all" } else { &args.acks };
