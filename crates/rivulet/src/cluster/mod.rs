@@ -143,13 +143,12 @@ pub fn run(command: &Command) -> anyhow::Result<()> {
 
 async fn health(args: &HealthArgs) -> anyhow::Result<()> {
     let timeout = Duration::from_millis(args.timeout_ms.max(1));
-    let snapshot = async {
-        let mut conn = client::Connection::open(&args.bootstrap, timeout).await?;
-        conn.snapshot().await
-    };
-    let snapshot = snapshot
+    let (_, snapshot) = status::first_answer(std::slice::from_ref(&args.bootstrap), timeout)
         .await
-        .with_context(|| format!("{} does not answer", args.bootstrap))?;
+        .map_err(|errors| {
+            let why: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            anyhow::anyhow!("{} does not answer: {}", args.bootstrap, why.join("; "))
+        })?;
     match health::verdict(&snapshot, args.node_id) {
         Ok(fine) => {
             println!("healthy: {fine}");
