@@ -27,38 +27,20 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests/compose"))
 
-from confluent_kafka import Consumer  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
 from cluster import NODES, ComposeCluster  # noqa: E402
+from faults import wait_in_sync  # noqa: E402
+from workload import metadata_client  # noqa: E402
 
 TOPIC = "failover"
 PARTITIONS = 6
 
 
-def metadata_client(bootstrap: str) -> Consumer:
-    return Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": "failover-bench", "socket.timeout.ms": 2000}
-    )
-
-
-def snapshot(client: Consumer):
+def snapshot(client):
     md = client.list_topics(TOPIC, timeout=2)
     topic = md.topics[TOPIC]
     return md.controller_id, {p: (m.leader, len(m.isrs)) for p, m in topic.partitions.items()}
-
-
-def wait_in_sync(client: Consumer, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            _, parts = snapshot(client)
-            if len(parts) == PARTITIONS and all(l >= 0 and n == 3 for l, n in parts.values()):
-                return
-        except Exception:  # noqa: BLE001 - retried until the deadline
-            pass
-        time.sleep(0.2)
-    raise TimeoutError("replicas not back in sync")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -87,7 +69,7 @@ def main() -> int:
         del creator
         for k in range(1, args.kills + 1):
             probe = metadata_client(cluster.bootstrap)
-            wait_in_sync(probe)
+            wait_in_sync(probe, PARTITIONS, TOPIC, timeout=120)
             controller, parts = snapshot(probe)
             probe.close()
             leaders = sorted({l for l, _ in parts.values()})

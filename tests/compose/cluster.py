@@ -62,6 +62,23 @@ def run(cmd: list[str], timeout: float = 120, check: bool = True) -> subprocess.
     return result
 
 
+def remove_project(compose: list[str], project: str, env: dict[str, str]) -> None:
+    """Removes a compose project's containers, network, volumes and image (`env` names them:
+    RIVULET_PREFIX, RIVULET_IMAGE); never raises."""
+    for n in NODES:  # a paused container cannot be removed
+        subprocess.run(
+            ["docker", "unpause", f"{env['RIVULET_PREFIX']}-{n}"], capture_output=True, check=False
+        )
+    cmd = [*compose, "-f", str(COMPOSE_FILE), "-p", project, "down", "-v", "--remove-orphans"]
+    try:
+        subprocess.run(
+            [*cmd, "-t", "5"], capture_output=True, text=True, timeout=120, env=env, check=False
+        )
+    except Exception as e:  # noqa: BLE001 - cleanup goes on whatever failed
+        print(f"compose down failed: {e}", file=sys.stderr)
+    subprocess.run(["docker", "rmi", "-f", env["RIVULET_IMAGE"]], capture_output=True, check=False)
+
+
 class ComposeCluster:
     """A private 3-node compose cluster built from `binary`."""
 
@@ -108,11 +125,8 @@ class ComposeCluster:
                 continue
             if Path(f"/proc/{pid}").exists():
                 continue
-            stale = ComposeCluster.__new__(ComposeCluster)
-            stale.project, stale.image, stale.closed = project, f"rivulet:{project}", False
-            stale.compose = compose_command()
-            stale.env = dict(os.environ, RIVULET_PREFIX=project, RIVULET_IMAGE=stale.image)
-            stale.close()
+            env = dict(os.environ, RIVULET_PREFIX=project, RIVULET_IMAGE=f"rivulet:{project}")
+            remove_project(compose_command(), project, env)
             removed.append(project)
         return removed
 
@@ -143,15 +157,7 @@ class ComposeCluster:
         if self.closed:
             return
         self.closed = True
-        for n in NODES:  # a paused container cannot be removed
-            subprocess.run(
-                ["docker", "unpause", self.container(n)], capture_output=True, check=False
-            )
-        try:
-            self._compose("down", "-v", "--remove-orphans", "-t", "5", check=False, timeout=120)
-        except Exception as e:  # noqa: BLE001 - cleanup goes on whatever failed
-            print(f"compose down failed: {e}", file=sys.stderr)
-        subprocess.run(["docker", "rmi", "-f", self.image], capture_output=True, check=False)
+        remove_project(self.compose, self.project, self.env)
 
     # ---- addresses ---------------------------------------------------------------------------
 

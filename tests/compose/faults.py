@@ -59,21 +59,21 @@ def log(msg: str) -> None:
     print(f"[faults {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def wait_in_sync(admin, partitions: int, timeout: float = 90) -> None:
-    """Waits until every partition of the topic has a leader and all 3 replicas in sync."""
+def wait_in_sync(client, partitions: int, topic: str = TOPIC, timeout: float = 90) -> None:
+    """Waits until every partition of `topic` has a leader and all 3 replicas in sync."""
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
         try:
-            topic = admin.list_topics(TOPIC, timeout=2).topics.get(TOPIC)
-            if topic is not None and topic.error is None and len(topic.partitions) == partitions:
-                last = {p: (m.leader, sorted(m.isrs)) for p, m in topic.partitions.items()}
+            found = client.list_topics(topic, timeout=2).topics.get(topic)
+            if found is not None and found.error is None and len(found.partitions) == partitions:
+                last = {p: (m.leader, sorted(m.isrs)) for p, m in found.partitions.items()}
                 if all(leader >= 0 and len(isr) == 3 for leader, isr in last.values()):
                     return
         except Exception:  # noqa: BLE001 - retried until the deadline
             pass
         time.sleep(0.25)
-    raise TimeoutError(f"partitions not in sync after {timeout}s: {last}")
+    raise TimeoutError(f"partitions of {topic} not in sync after {timeout}s: {last}")
 
 
 def read_log(bootstrap: str, partitions: int) -> dict[int, list[tuple[int, int]]]:
