@@ -20,7 +20,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::batch::{BatchIter, RecordBatch};
+use crate::batch::{BatchIter, RecordBatch, TimestampType};
 use crate::config::LogConfig;
 use crate::leader_epoch_cache::LeaderEpochCache;
 use crate::log_validator::{apply_timestamp_rewrite, assign_offsets, validate_client_batch};
@@ -179,6 +179,43 @@ impl PartitionLog {
             .values_mut()
             .next_back()
             .ok_or_else(|| StorageError::corrupt_file(&self.dir, "log has no segment"))
+    }
+
+    /// Whether appending `batches` now might fsync: roll the active segment (which fsyncs it)
+    /// or flush by `flush.messages`/`flush.ms`. When it is false the append only writes to the
+    /// page cache (microseconds), so a caller on an async runtime may run it in place instead
+    /// of handing it to a blocking thread; it is never false when the append would fsync.
+    /// Reads the batch headers only.
+    pub fn append_may_sync(&self, batches: &[u8], now_ms: i64) -> bool {
+        if self.config.flush_messages != i64::MAX || self.config.flush_ms != i64::MAX {
+            return true;
+        }
+        let Some(active) = self.segments.values().next_back() else {
+            return true;
+        };
+        let max_timestamp = match self.config.message_timestamp_type {
+            TimestampType::LogAppendTime => now_ms,
+            TimestampType::CreateTime => {
+                let mut newest = now_ms;
+                for b in BatchIter::new(batches, usize::MAX) {
+                    match b {
+                        Ok(b) => newest = newest.max(b.max_timestamp()),
+                        // The append itself will refuse it; no need to be in place.
+                        Err(_) => return true,
+                    }
+                }
+                newest
+            }
+        };
+        // Every record takes at least one byte, so the batches end below this offset.
+        let last_offset_bound = self.log_end_offset.saturating_add(batches.len() as i64);
+        active.may_roll(
+            &self.config,
+            batches.len() as u64,
+            last_offset_bound,
+            max_timestamp,
+            now_ms,
+        )
     }
 
     /// Validates a producer's batch (exactly one, magic 2), checks its producer's sequence, and

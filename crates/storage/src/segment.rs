@@ -71,6 +71,16 @@ pub struct FileSlice {
 }
 
 impl FileSlice {
+    /// `len` bytes of `file` from `position` (reads build these; also for callers and tests
+    /// that hold a file of their own).
+    pub fn new(file: Arc<File>, position: u64, len: u64) -> Self {
+        FileSlice {
+            file,
+            position,
+            len,
+        }
+    }
+
     /// The open file the range is in (for `sendfile`). It stays readable even if the segment is
     /// deleted meanwhile.
     pub fn file(&self) -> &File {
@@ -294,6 +304,52 @@ impl LogSegment {
         if self.size == 0 {
             return Ok(false);
         }
+        if self.full_by_size_time_or_offset(config, batch_size, last_offset, max_timestamp, now_ms)
+        {
+            return Ok(true);
+        }
+        let indexes = self.indexes_mut()?;
+        Ok(indexes.offset.is_full() || indexes.time.is_full())
+    }
+
+    /// Whether [`LogSegment::should_roll`] could say yes for an append of `batch_size` bytes
+    /// whose last offset is at most `last_offset_bound` and whose newest timestamp is
+    /// `max_timestamp`. Never false when `should_roll` would be true; it reads no index (the
+    /// index bound assumes an entry every `index.interval.bytes`, the most there can be).
+    pub fn may_roll(
+        &self,
+        config: &LogConfig,
+        batch_size: u64,
+        last_offset_bound: i64,
+        max_timestamp: i64,
+        now_ms: i64,
+    ) -> bool {
+        if self.size == 0 {
+            return false;
+        }
+        // Time-index entries are the larger (12 bytes), so that index fills first.
+        let most_entries = (config.segment_index_bytes / 12) as u64;
+        let entries_bound = (self.size + batch_size) / config.index_interval_bytes.max(1) + 2;
+        entries_bound >= most_entries
+            || self.full_by_size_time_or_offset(
+                config,
+                batch_size,
+                last_offset_bound,
+                max_timestamp,
+                now_ms,
+            )
+    }
+
+    /// The roll conditions other than a full index: `segment.bytes`, `segment.ms` (by record
+    /// time once the segment has a record) and the 32-bit relative offsets.
+    fn full_by_size_time_or_offset(
+        &self,
+        config: &LogConfig,
+        batch_size: u64,
+        last_offset: i64,
+        max_timestamp: i64,
+        now_ms: i64,
+    ) -> bool {
         let full_by_size = self.size > config.segment_bytes.saturating_sub(batch_size)
             || self.size + batch_size > u64::from(u32::MAX);
         let waited = match self.rolling_based_timestamp {
@@ -301,10 +357,8 @@ impl LogSegment {
             None => now_ms.saturating_sub(self.created_ms),
         };
         let full_by_time = waited > config.segment_ms;
-        let full_by_offset = last_offset - self.base_offset > i64::from(u32::MAX);
-        let indexes = self.indexes_mut()?;
-        let full_index = indexes.offset.is_full() || indexes.time.is_full();
-        Ok(full_by_size || full_by_time || full_by_offset || full_index)
+        let full_by_offset = last_offset.saturating_sub(self.base_offset) > i64::from(u32::MAX);
+        full_by_size || full_by_time || full_by_offset
     }
 
     /// Appends whole, validated batches with offsets already assigned, all `>= base_offset`

@@ -477,3 +477,43 @@ fn segment_ms_counts_record_time_not_wall_time() {
         .unwrap();
     assert_eq!(log.segment_base_offsets(), vec![0, 10]);
 }
+
+/// `append_may_sync` is true before every append that rolls (and so fsyncs) a segment, by size
+/// or by record time, and false for the ordinary append into a segment with room; with
+/// `flush.messages` set every append may flush.
+#[test]
+fn append_may_sync_foresees_every_roll() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), small_config(), true);
+    let (mut rolls, mut in_place) = (0, 0);
+    for i in 0..200i64 {
+        // Every 50 appends the record time jumps by more than segment.ms (7 days).
+        let spec = BatchSpec {
+            base_timestamp: NOW + (i / 50) * 8 * 24 * 3600 * 1000 + i,
+            ..BatchSpec::default()
+        };
+        let batch = batch_of(&spec, 1 + (i as usize % 7), 100);
+        let may_sync = log.append_may_sync(&batch, NOW);
+        let segments = log.segment_count();
+        log.append_as_leader(&batch, 0, NOW).unwrap();
+        if log.segment_count() != segments {
+            rolls += 1;
+            assert!(may_sync, "append {i} rolled a segment unforeseen");
+        } else if !may_sync {
+            in_place += 1;
+        }
+    }
+    assert!(rolls >= 5, "{rolls} rolls: the test must exercise rolling");
+    assert!(
+        in_place >= 150,
+        "only {in_place} of 200 appends may run in place"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        flush_messages: 1000,
+        ..small_config()
+    };
+    let log = open(dir.path(), config, true);
+    assert!(log.append_may_sync(&tagged("f", 1, &BatchSpec::default()), NOW));
+}
