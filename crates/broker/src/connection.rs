@@ -6,9 +6,11 @@
 //! that change state (Produce, CreateTopics, DeleteTopics, InitProducerId, OffsetCommit and the
 //! group membership and deletion APIs) still take effect in
 //! the order they arrived, as Kafka (which handles a connection's requests one at a time)
-//! guarantees: each waits for the previous such request of the connection to finish. Without
-//! that, two pipelined produce requests could append their batches to a partition in the wrong
-//! order. Reads run alongside. Frames larger than `socket.request.max.bytes` are refused from
+//! guarantees: each waits for the previous such request of the connection to release its
+//! [`Turn`] (when it finishes; a produce releases it once appended, before it waits for
+//! replication). Without that, two pipelined produce requests could append their batches to a
+//! partition in the wrong order. Reads run alongside. Fetch responses are written by `response_writer`: framing
+//! bytes around segment file ranges sent with `sendfile`. Frames larger than `socket.request.max.bytes` are refused from
 //! their length prefix, before any allocation. A malformed request closes only this connection,
 //! logged with the client address.
 
@@ -27,7 +29,8 @@ use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
-use crate::handlers::{ConnectionInfo, Reply, RequestContext};
+use crate::handlers::{ConnectionInfo, Reply, RequestContext, Turn};
+use crate::response_writer::{self, WriteError, COALESCING};
 use crate::service::BrokerService;
 
 type ReplyFuture = Pin<Box<dyn Future<Output = Reply> + Send>>;
@@ -65,6 +68,20 @@ pub async fn serve(
                             return;
                         }
                     }
+                    Reply::Chunks(chunks) => {
+                        match response_writer::write_chunks(writer.as_ref(), &chunks, COALESCING).await {
+                            Ok(_) => {}
+                            Err(WriteError::Io(e)) => {
+                                tracing::debug!(client = %peer, error = %e, "write failed; closing");
+                                return;
+                            }
+                            Err(e @ WriteError::ShortFile { .. }) => {
+                                // Part of the response is on the wire; nothing can complete it.
+                                tracing::warn!(client = %peer, error = %e, "fetch response cut short; closing");
+                                return;
+                            }
+                        }
+                    }
                     Reply::Nothing => {}
                     Reply::Close(reason) => {
                         tracing::warn!(client = %peer, %reason, "closing connection");
@@ -94,28 +111,25 @@ pub async fn serve(
                     }
                     Some(Ok(bytes)) => match decode_request(bytes.freeze()) {
                         Ok(request) => {
-                            // Requests with side effects run one after the other, in arrival order.
-                            let (after, done) = if changes_state(request.api_key) {
+                            // Requests with side effects run one after the other, in arrival
+                            // order: each starts when the previous one's turn is released.
+                            let (after, turn) = if changes_state(request.api_key) {
                                 let (done, finished) = oneshot::channel::<()>();
-                                (previous_change.replace(finished), Some(done))
+                                (previous_change.replace(finished), Turn::new(done))
                             } else {
-                                (None, None)
+                                (None, Turn::default())
                             };
-                            let ctx = RequestContext { request, connection: (*info).clone() };
+                            let ctx = RequestContext { request, connection: (*info).clone(), turn };
                             let service = service.clone();
                             in_flight.push_back(Box::pin(async move {
                                 if let Some(previous) = after {
-                                    // An error only means the previous request is gone: go on.
+                                    // Released or dropped: either way the previous one is done.
                                     let _ = previous.await;
                                 }
-                                let reply = match service.oneshot(ctx).await {
+                                match service.oneshot(ctx).await {
                                     Ok(reply) => reply,
                                     Err(never) => match never {},
-                                };
-                                if let Some(done) = done {
-                                    let _ = done.send(());
                                 }
-                                reply
                             }));
                         }
                         Err(e) => {

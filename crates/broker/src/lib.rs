@@ -24,6 +24,7 @@ pub mod partition;
 pub mod producer_ids;
 pub mod replica_manager;
 pub mod replication;
+pub mod response_writer;
 pub mod server;
 pub mod service;
 

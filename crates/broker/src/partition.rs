@@ -1,10 +1,13 @@
 //! [`Partition`]: one partition replica hosted by this broker, leader or follower, wrapping its
 //! log.
 //!
-//! Log calls are blocking file I/O, so they run on tokio's blocking pool (`spawn_blocking`); the
-//! log's lock is only held inside those calls. Two `watch` channels publish progress: the high
-//! watermark (consumers' delayed fetches and acks=all produces wait on it) and the log end
-//! offset (followers' long-polling fetches wait on it). Nothing polls.
+//! Log calls are file I/O. Reads and the appends that only write to the page cache run in
+//! place, as Kafka's request handler threads run them; appends that may fsync (a segment roll,
+//! `flush.messages`) and the rarer calls (truncation) run on tokio's blocking pool
+//! (`spawn_blocking`). The log's lock is only held inside those calls, never across an
+//! `.await`. Two `watch` channels publish progress: the high watermark (consumers' delayed
+//! fetches and acks=all produces wait on it) and the log end offset (followers' long-polling
+//! fetches wait on it). Nothing polls.
 //!
 //! Role and leader epoch change only under the log's write lock, and appends check them under
 //! the same lock, so no record is appended under an epoch this replica has already left. The
@@ -16,7 +19,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::Bytes;
 use rivulet_protocol::kafka_protocol::ResponseError;
 use rivulet_storage::log_manager::{read_log, write_log};
-use rivulet_storage::{LogAppendInfo, SharedLog, StorageError, TopicPartition};
+use rivulet_storage::{
+    FileSlice, LogAppendInfo, PartitionLog, SharedLog, StorageError, TopicPartition,
+};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -34,13 +39,49 @@ pub struct PartitionOffsets {
     pub log_end_offset: i64,
 }
 
-/// What a read returned.
+/// What a copying read returned ([`Partition::read`]).
 #[derive(Debug, Clone)]
 pub struct ReadResult {
     /// Whole batches (copied out of the segment file), possibly empty.
     pub records: Bytes,
     /// Offsets when the read happened.
     pub offsets: PartitionOffsets,
+}
+
+/// The records of a client fetch's read ([`Partition::read_slice`]).
+#[derive(Debug, Clone)]
+pub enum SliceRecords {
+    /// Nothing to read.
+    Empty,
+    /// Whole batches copied into memory: a range too short to be worth a `sendfile`.
+    Copied(Bytes),
+    /// Whole batches as a range of a segment file, for the connection to send with `sendfile`.
+    File(FileSlice),
+}
+
+/// What a client fetch's read returned ([`Partition::read_slice`]).
+#[derive(Debug, Clone)]
+pub struct SliceRead {
+    /// The records.
+    pub records: SliceRecords,
+    /// Offsets when the read happened.
+    pub offsets: PartitionOffsets,
+}
+
+impl SliceRead {
+    /// Bytes of records read.
+    pub fn len(&self) -> u64 {
+        match &self.records {
+            SliceRecords::Empty => 0,
+            SliceRecords::Copied(b) => b.len() as u64,
+            SliceRecords::File(s) => s.len,
+        }
+    }
+
+    /// Whether nothing was read.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// Why a replication call on a partition was refused.
@@ -113,6 +154,14 @@ pub async fn wait_for_any_change(
     }
     let changed = futures::future::select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
     tokio::time::timeout_at(deadline, changed).await.is_ok()
+}
+
+/// The bytes of `slice` (blocking).
+fn copy(slice: &FileSlice) -> Result<Bytes, StorageError> {
+    slice
+        .read_to_vec()
+        .map(Bytes::from)
+        .map_err(|e| StorageError::io("segment", e))
 }
 
 fn join_error(e: tokio::task::JoinError) -> StorageError {
@@ -303,6 +352,33 @@ impl Partition {
         hw
     }
 
+    /// Runs `op` on `records` under the log's write lock: in place when the log says the
+    /// append only writes to the page cache (no segment roll, no flush: the common case, a few
+    /// microseconds, as Kafka's request handler threads append in place), else on tokio's
+    /// blocking pool, since an fsync may take long. A hop to the blocking pool costs two thread
+    /// wake-ups, which at a few thousand small appends a second cost more CPU than the appends
+    /// and several ms of latency on a busy machine (docs/benchmarks.md).
+    async fn appending<R: Send + 'static>(
+        self: &Arc<Self>,
+        records: Bytes,
+        now_ms: i64,
+        op: impl FnOnce(&Partition, &mut PartitionLog, &[u8]) -> R + Send + 'static,
+    ) -> Result<R, StorageError> {
+        {
+            let mut log = write_log(&self.log);
+            if !log.append_may_sync(&records, now_ms) {
+                return Ok(op(self, &mut log, &records));
+            }
+        }
+        let this = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let mut log = write_log(&this.log);
+            op(&this, &mut log, &records)
+        })
+        .await
+        .map_err(join_error)
+    }
+
     /// Appends a producer's batch as leader; returns where it went and the leader epoch it was
     /// written under. With `acks=all` (`required_acks == -1`) and fewer
     /// in-sync replicas than `min.insync.replicas`, refuses with NOT_ENOUGH_REPLICAS.
@@ -318,21 +394,18 @@ impl Partition {
                 return Err(ReplicaError::Kafka(ResponseError::NotEnoughReplicas));
             }
         }
-        let this = Arc::clone(self);
-        let info = tokio::task::spawn_blocking(move || {
-            let mut log = write_log(&this.log);
-            if !this.is_leader() {
-                return Err(ReplicaError::Kafka(ResponseError::NotLeaderOrFollower));
-            }
-            let epoch = this.leader_epoch();
-            let info = log.append_as_leader(&records, epoch, now_ms)?;
-            let leo = log.log_end_offset();
-            drop(log);
-            Self::publish(&this.log_end, leo);
-            Ok((info, epoch))
-        })
-        .await
-        .map_err(join_error)??;
+        let (info, epoch, leo) = self
+            .appending(records, now_ms, move |this, log, records| {
+                if !this.is_leader() {
+                    return Err(ReplicaError::Kafka(ResponseError::NotLeaderOrFollower));
+                }
+                let epoch = this.leader_epoch();
+                let info = log.append_as_leader(records, epoch, now_ms)?;
+                Ok((info, epoch, log.log_end_offset()))
+            })
+            .await??;
+        Self::publish(&self.log_end, leo);
+        let info = (info, epoch);
         self.maybe_advance_high_watermark();
         Ok(info)
     }
@@ -418,7 +491,8 @@ impl Partition {
 
     /// Reads whole batches from `offset`, at most `max_bytes` (at least one batch when
     /// `min_one_batch`), below the high watermark (consumers) or the log end (`to_log_end`,
-    /// followers).
+    /// followers), and copies them into memory: for callers that need the bytes (replication
+    /// over gRPC, the group coordinator's replay). Client fetches use [`Self::read_slice`].
     pub async fn read(
         self: &Arc<Self>,
         offset: i64,
@@ -426,32 +500,61 @@ impl Partition {
         min_one_batch: bool,
         to_log_end: bool,
     ) -> Result<ReadResult, StorageError> {
-        let this = Arc::clone(self);
-        tokio::task::spawn_blocking(move || {
-            let log = read_log(&this.log);
-            let offsets = PartitionOffsets {
-                log_start_offset: log.log_start_offset(),
-                high_watermark: log.high_watermark(),
-                log_end_offset: log.log_end_offset(),
-            };
-            let upper = if to_log_end {
-                offsets.log_end_offset
-            } else {
-                offsets.high_watermark
-            };
-            let slice = log.read(offset, max_bytes, upper, min_one_batch)?;
-            drop(log);
-            let records = match slice {
-                Some(s) if s.len > 0 => Bytes::from(
-                    s.read_to_vec()
-                        .map_err(|e| StorageError::io("segment", e))?,
-                ),
-                _ => Bytes::new(),
-            };
-            Ok(ReadResult { records, offsets })
-        })
-        .await
-        .map_err(join_error)?
+        let (records, offsets) =
+            self.read_in_place(offset, max_bytes, min_one_batch, to_log_end)?;
+        let records = match records {
+            Some(s) => copy(&s)?,
+            None => Bytes::new(),
+        };
+        Ok(ReadResult { records, offsets })
+    }
+
+    /// [`Self::read`] for client fetches, without the copy: the batches as a range of their
+    /// segment file, which stays readable even if the segment is deleted meanwhile, for the
+    /// connection to send with `sendfile`. A range shorter than `copy_below` bytes is copied
+    /// instead (cheaper than a `sendfile` of its own: see the fetch handler).
+    pub async fn read_slice(
+        self: &Arc<Self>,
+        offset: i64,
+        max_bytes: u64,
+        min_one_batch: bool,
+        to_log_end: bool,
+        copy_below: u64,
+    ) -> Result<SliceRead, StorageError> {
+        let (records, offsets) =
+            self.read_in_place(offset, max_bytes, min_one_batch, to_log_end)?;
+        let records = match records {
+            None => SliceRecords::Empty,
+            Some(s) if s.len < copy_below => SliceRecords::Copied(copy(&s)?),
+            Some(s) => SliceRecords::File(s),
+        };
+        Ok(SliceRead { records, offsets })
+    }
+
+    /// In place: an index lookup and batch-header reads, from the page cache when the reader
+    /// keeps up (a cold read waits for the disk here, as in Kafka's handler threads).
+    fn read_in_place(
+        &self,
+        offset: i64,
+        max_bytes: u64,
+        min_one_batch: bool,
+        to_log_end: bool,
+    ) -> Result<(Option<FileSlice>, PartitionOffsets), StorageError> {
+        let log = read_log(&self.log);
+        let offsets = PartitionOffsets {
+            log_start_offset: log.log_start_offset(),
+            high_watermark: log.high_watermark(),
+            log_end_offset: log.log_end_offset(),
+        };
+        let upper = if to_log_end {
+            offsets.log_end_offset
+        } else {
+            offsets.high_watermark
+        };
+        let records = log
+            .read(offset, max_bytes, upper, min_one_batch)?
+            .filter(|s| s.len > 0);
+        Ok((records, offsets))
     }
 
     /// Appends batches fetched from the leader under `leader_epoch`, then takes the leader's
@@ -464,27 +567,25 @@ impl Partition {
         leader_high_watermark: i64,
         now_ms: i64,
     ) -> Result<PartitionOffsets, ReplicaError> {
-        let this = Arc::clone(self);
-        let offsets = tokio::task::spawn_blocking(move || {
-            let mut log = write_log(&this.log);
-            if this.is_leader() || this.leader_epoch() != leader_epoch {
-                return Err(ReplicaError::Kafka(ResponseError::FencedLeaderEpoch));
-            }
-            if !records.is_empty() {
-                log.append_as_follower(&records, now_ms)?;
-            }
-            let hw = leader_high_watermark.min(log.log_end_offset());
-            if hw > log.high_watermark() {
-                log.set_high_watermark(hw);
-            }
-            Ok(PartitionOffsets {
-                log_start_offset: log.log_start_offset(),
-                high_watermark: log.high_watermark(),
-                log_end_offset: log.log_end_offset(),
+        let offsets = self
+            .appending(records, now_ms, move |this, log, records| {
+                if this.is_leader() || this.leader_epoch() != leader_epoch {
+                    return Err(ReplicaError::Kafka(ResponseError::FencedLeaderEpoch));
+                }
+                if !records.is_empty() {
+                    log.append_as_follower(records, now_ms)?;
+                }
+                let hw = leader_high_watermark.min(log.log_end_offset());
+                if hw > log.high_watermark() {
+                    log.set_high_watermark(hw);
+                }
+                Ok(PartitionOffsets {
+                    log_start_offset: log.log_start_offset(),
+                    high_watermark: log.high_watermark(),
+                    log_end_offset: log.log_end_offset(),
+                })
             })
-        })
-        .await
-        .map_err(join_error)??;
+            .await??;
         Self::publish(&self.log_end, offsets.log_end_offset);
         Self::publish(&self.high_watermark, offsets.high_watermark);
         Ok(offsets)

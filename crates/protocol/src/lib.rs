@@ -24,6 +24,8 @@
 //!   with a version the broker does not know.
 //! - [`legacy_produce`]: Produce v0-2 by hand (advertised for librdkafka, KAFKA-18659).
 //! - [`response`]: a response as one frame written in place into the caller's buffer.
+//! - [`fetch_frame`]: a Fetch response as chunks of framing around record ranges the caller
+//!   sends itself (the broker's segment file ranges, by `sendfile`).
 //! - [`client`]: the other direction, for Rivulet's own tools: request frames out, response
 //!   frames in.
 //! - [`error`]: [`DecodeError`] (split by what the broker must do) and [`EncodeError`].
@@ -42,6 +44,7 @@ pub use kafka_protocol;
 pub mod api_versions;
 pub mod client;
 pub mod error;
+pub mod fetch_frame;
 pub mod frame;
 pub mod group_records;
 pub mod legacy_produce;
@@ -55,6 +58,7 @@ pub use api_versions::{
     SUPPORTED_APIS,
 };
 pub use error::{DecodeError, EncodeError};
+pub use fetch_frame::{Chunk, FetchFrameBuilder, FetchFrameError};
 pub use frame::{frame_codec, DEFAULT_MAX_FRAME_BYTES, LENGTH_PREFIX_BYTES};
 pub use legacy_produce::{
     LegacyPartitionProduceData, LegacyPartitionProduceResponse, LegacyProduceRequest,

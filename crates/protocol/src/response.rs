@@ -15,6 +15,7 @@
 
 use bytes::{BufMut, BytesMut};
 use kafka_protocol::messages::{ApiKey, ResponseKind};
+use kafka_protocol::protocol::Encodable;
 
 use crate::error::EncodeError;
 use crate::legacy_produce::LegacyProduceResponse;
@@ -31,14 +32,38 @@ pub fn encode_response(
     body: &ResponseKind,
     out: &mut BytesMut,
 ) -> Result<(), EncodeError> {
+    encode_with(correlation_id, api_key, api_version, out, |out| {
+        body.encode(out, api_version)
+    })
+}
+
+/// [`encode_response`] for a body known by its type (no [`ResponseKind`] to build around it).
+pub(crate) fn encode_response_body<T: Encodable>(
+    correlation_id: i32,
+    api_key: ApiKey,
+    api_version: i16,
+    body: &T,
+    out: &mut BytesMut,
+) -> Result<(), EncodeError> {
+    encode_with(correlation_id, api_key, api_version, out, |out| {
+        body.encode(out, api_version)
+    })
+}
+
+fn encode_with<E: std::fmt::Display>(
+    correlation_id: i32,
+    api_key: ApiKey,
+    api_version: i16,
+    out: &mut BytesMut,
+    encode: impl FnOnce(&mut BytesMut) -> Result<(), E>,
+) -> Result<(), EncodeError> {
     let header_version = api_key.response_header_version(api_version);
     write_frame(out, correlation_id, header_version, |out| {
-        body.encode(out, api_version)
-            .map_err(|e| EncodeError::Body {
-                api_key,
-                api_version,
-                reason: format!("{e:#}"),
-            })
+        encode(out).map_err(|e| EncodeError::Body {
+            api_key,
+            api_version,
+            reason: format!("{e:#}"),
+        })
     })
 }
 

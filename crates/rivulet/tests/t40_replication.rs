@@ -1,7 +1,8 @@
 //! Partition replication on three `rivulet` processes on loopback: acks=all writes survive
 //! kill -9 of the leader (read back exactly once, in order, replicas byte-identical), a former
 //! leader truncates what it alone had, `min.insync.replicas` refuses writes when the ISR is too
-//! small, and the ISR shrinks when a follower stops fetching and grows when it catches up.
+//! small, the ISR shrinks when a follower stops fetching and grows when it catches up, and an
+//! acks=all wait does not hold back the next append of its connection.
 
 mod support;
 
@@ -300,24 +301,8 @@ fn produce_direct(node: &TestBroker, topic: &str, acks: i16, values: &[&str]) ->
     values
         .iter()
         .map(|v| {
-            let batch = encode_batch(
-                &[TestMessage {
-                    partition: 0,
-                    key: Vec::new(),
-                    value: v.as_bytes().to_vec(),
-                    headers: Vec::new(),
-                    timestamp: support::now_ms(),
-                }],
-                rivulet_protocol::kafka_protocol::records::Compression::None,
-                None,
-            );
-            let response: rivulet_protocol::kafka_protocol::messages::ProduceResponse = client
-                .call(
-                    rivulet_protocol::kafka_protocol::messages::ApiKey::Produce,
-                    9,
-                    &produce_request(topic, 0, batch, acks).with_timeout_ms(5_000),
-                );
-            response.responses[0].partition_responses[0].error_code
+            let id = send_produce(&mut client, topic, acks, v, 5_000);
+            recv_produce(&mut client, id).0
         })
         .collect()
 }
@@ -487,6 +472,94 @@ fn a_follower_that_stops_fetching_leaves_the_isr_and_returns_once_caught_up() {
     );
     eprintln!("ISR grew back {took:?} after the follower resumed");
     wait_identical_logs(&mut c, "laggy", Duration::from_secs(10));
+}
+
+/// A produce request on `client` of one record `value` to partition 0, with `timeout_ms` for
+/// acks=all; returns its correlation id without waiting for the answer.
+fn send_produce(
+    client: &mut RawClient,
+    topic: &str,
+    acks: i16,
+    value: &str,
+    timeout_ms: i32,
+) -> i32 {
+    let batch = encode_batch(
+        &[TestMessage {
+            partition: 0,
+            key: Vec::new(),
+            value: value.as_bytes().to_vec(),
+            headers: Vec::new(),
+            timestamp: support::now_ms(),
+        }],
+        rivulet_protocol::kafka_protocol::records::Compression::None,
+        None,
+    );
+    client.send_request(
+        rivulet_protocol::kafka_protocol::messages::ApiKey::Produce,
+        9,
+        &produce_request(topic, 0, batch, acks).with_timeout_ms(timeout_ms),
+    )
+}
+
+/// `(error code, base offset)` of the produce answer to `id`.
+fn recv_produce(client: &mut RawClient, id: i32) -> (i16, i64) {
+    let response: rivulet_protocol::kafka_protocol::messages::ProduceResponse = client
+        .recv_response(
+            rivulet_protocol::kafka_protocol::messages::ApiKey::Produce,
+            9,
+            id,
+        );
+    let p = &response.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
+/// Produce requests pipelined on one connection append in order, but an acks=all request
+/// waiting for a stopped follower does not hold back the append of the next one (only its
+/// answer, which comes in order): the replication waits of a connection's requests overlap.
+#[test]
+fn an_acks_all_wait_does_not_hold_back_the_next_append_of_its_connection() {
+    let mut c = TestCluster::start(3, SETTINGS);
+    let bootstrap = c.bootstrap();
+    create(&bootstrap, "overlap", 1, 3, &[]);
+    let view = wait_fully_replicated(&mut c, "overlap", Duration::from_secs(20));
+    let leader = partition0(&view, "overlap").expect("partition").leader;
+    // A follower that is not the active controller, so stopping it leaves the quorum alone.
+    let follower = (1..=3)
+        .find(|id| *id != leader && *id != view.controller)
+        .expect("a follower");
+    produce_to_new_leader(c.node(leader), "overlap", -1, &["warm-up"]);
+    signal(c.node(follower), libc::SIGSTOP);
+    let mut pipelined = RawClient::connect(c.node(leader).addr());
+    let waiting = send_produce(&mut pipelined, "overlap", -1, "acks=all", 20_000);
+    let next = send_produce(&mut pipelined, "overlap", 1, "acks=1 behind it", 20_000);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut other = RawClient::connect(c.node(leader).addr());
+    let id = send_produce(&mut other, "overlap", 1, "from another connection", 20_000);
+    let (code, third_offset) = recv_produce(&mut other, id);
+    pipelined.set_read_timeout(Duration::from_millis(100));
+    let early = pipelined.read_outcome();
+    signal(c.node(follower), libc::SIGCONT);
+    assert_eq!(code, 0, "acks=1 from another connection");
+    assert!(
+        matches!(early, support::ReadOutcome::TimedOut),
+        "the acks=all request waits for the stopped follower: {early:?}"
+    );
+    assert_eq!(
+        third_offset, 3,
+        "both pipelined requests appended (offsets 1 and 2) while the first waits"
+    );
+    pipelined.set_read_timeout(Duration::from_secs(20));
+    assert_eq!(
+        recv_produce(&mut pipelined, waiting),
+        (0, 1),
+        "acks=all once replicated"
+    );
+    assert_eq!(
+        recv_produce(&mut pipelined, next),
+        (0, 2),
+        "answers in request order"
+    );
+    wait_identical_logs(&mut c, "overlap", Duration::from_secs(10));
 }
 
 #[test]

@@ -38,8 +38,12 @@ use bytes::{Bytes, BytesMut};
 use rivulet_protocol::kafka_protocol::messages::{RequestKind, ResponseKind};
 use rivulet_protocol::kafka_protocol::protocol::StrBytes;
 use rivulet_protocol::{
-    api_versions as table, encode_legacy_produce_response, encode_response, Request, RequestBody,
+    api_versions as table, encode_legacy_produce_response, encode_response, Chunk, Request,
+    RequestBody,
 };
+use rivulet_storage::FileSlice;
+
+use tokio::sync::oneshot;
 
 use crate::broker::BrokerState;
 
@@ -67,10 +71,33 @@ pub struct ClientInfo {
 pub enum Reply {
     /// Send this length-prefixed response.
     Frame(Bytes),
+    /// Send this length-prefixed response made of framing bytes and segment file ranges
+    /// (a fetch's records, sent with `sendfile`: see `response_writer`).
+    Chunks(Vec<Chunk<FileSlice>>),
     /// Send nothing (Produce with acks=0).
     Nothing,
     /// Close the connection, for this reason (logged by the connection).
     Close(String),
+}
+
+/// A state-changing request's place in its connection's order (see `connection`): the
+/// connection starts the next state-changing request once this is released, by
+/// [`Turn::release`] or by being dropped when the handler returns. Produce releases it as soon
+/// as its batches are appended, before an acks=all wait: appends keep arrival order, and the
+/// replication waits of pipelined requests overlap instead of adding up.
+#[derive(Debug, Default)]
+pub struct Turn(Option<oneshot::Sender<()>>);
+
+impl Turn {
+    /// A turn that ends when `done` is dropped (or [`Turn::release`]d).
+    pub fn new(done: oneshot::Sender<()>) -> Turn {
+        Turn(Some(done))
+    }
+
+    /// Lets the connection's next state-changing request start.
+    pub fn release(&mut self) {
+        self.0.take();
+    }
 }
 
 /// A request with where it came from.
@@ -80,6 +107,8 @@ pub struct RequestContext {
     pub request: Request,
     /// The connection it arrived on.
     pub connection: ConnectionInfo,
+    /// Its turn among the connection's state-changing requests (empty for the others).
+    pub turn: Turn,
 }
 
 /// Routes `ctx` to its handler and encodes the response.
@@ -87,6 +116,7 @@ pub async fn dispatch(state: &BrokerState, ctx: RequestContext) -> Reply {
     let RequestContext {
         request,
         connection,
+        turn,
     } = ctx;
     let correlation_id = request.correlation_id();
     let client = || ClientInfo {
@@ -123,7 +153,7 @@ pub async fn dispatch(state: &BrokerState, ctx: RequestContext) -> Reply {
         }
         RequestBody::Kafka(RequestKind::Produce(req)) => {
             let acks = req.acks;
-            let resp = produce::handle(state, req, version).await;
+            let resp = produce::handle(state, req, version, turn).await;
             if acks == 0 {
                 // Kafka sends no response to acks=0 and signals a failure by closing.
                 return match produce::first_error(&resp) {
@@ -134,7 +164,7 @@ pub async fn dispatch(state: &BrokerState, ctx: RequestContext) -> Reply {
             ResponseKind::Produce(resp)
         }
         RequestBody::Kafka(RequestKind::Fetch(req)) => {
-            ResponseKind::Fetch(fetch::handle(state, req, version).await)
+            return fetch::reply(state, req, version, correlation_id).await;
         }
         RequestBody::Kafka(RequestKind::OffsetForLeaderEpoch(req)) => {
             ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(state, req))
