@@ -1,10 +1,13 @@
 //! `rivulet perf consume`: read a topic from the beginning and report throughput, in the
 //! manner of kafka-consumer-perf-test.
 //!
-//! Every partition of the topic is `assign`ed at its earliest offset: the consumer never joins
-//! a group and never commits (the broker has no consumer groups yet). librdkafka still needs a
-//! `group.id` to `assign`; it is set and otherwise unused.
+//! Every partition of the topic is `assign`ed at its earliest offset: the consumers never join
+//! a group and never commit, so the figure is the fetch path's alone. librdkafka still needs a
+//! `group.id` to `assign`; it is set and otherwise unused. With `--consumers N`, N librdkafka
+//! consumers on their own threads share the partitions round-robin (partition i goes to
+//! consumer i mod N); the throughput runs from the start to the last record any of them read.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context};
@@ -27,7 +30,10 @@ pub struct Args {
     /// Topic to read (every partition, from the beginning).
     #[arg(long)]
     topic: String,
-    /// Stop after this many records (default: read until idle).
+    /// Consumers, each its own librdkafka client on its own thread, sharing the partitions.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+    consumers: u64,
+    /// Stop after this many records, over all consumers (default: read until idle).
     #[arg(long)]
     records: Option<u64>,
     /// Stop when nothing arrived for this long (e.g. 5s, 500ms).
@@ -44,6 +50,85 @@ pub struct Args {
     json: bool,
 }
 
+/// What one consumer thread read.
+#[derive(Default)]
+struct Tally {
+    records: u64,
+    bytes: u64,
+    first: Option<Instant>,
+    last: Option<Instant>,
+    error_count: u64,
+    /// The first few distinct error messages, with counts.
+    errors: Vec<(String, u64)>,
+    stop_reason: &'static str,
+}
+
+impl Tally {
+    fn note_error(&mut self, message: String) {
+        self.error_count += 1;
+        self.keep_message(message, 1);
+    }
+
+    fn keep_message(&mut self, message: String, count: u64) {
+        if let Some(entry) = self.errors.iter_mut().find(|(m, _)| *m == message) {
+            entry.1 += count;
+        } else if self.errors.len() < KEPT_ERRORS {
+            self.errors.push((message, count));
+        }
+    }
+
+    /// Both threads' figures; the first stop reason.
+    fn add(mut self, other: Tally) -> Tally {
+        self.records += other.records;
+        self.bytes += other.bytes;
+        self.first = self.first.into_iter().chain(other.first).min();
+        self.last = self.last.into_iter().chain(other.last).max();
+        self.error_count += other.error_count;
+        for (message, count) in other.errors {
+            self.keep_message(message, count);
+        }
+        if self.stop_reason.is_empty() {
+            self.stop_reason = other.stop_reason;
+        }
+        self
+    }
+}
+
+/// One consumer thread: polls until the records over all threads (`read`) reach `--records`,
+/// it has been idle for `--idle-timeout`, or `--timeout` passes.
+fn poll_loop(consumer: &BaseConsumer, args: &Args, read: &AtomicU64, start: Instant) -> Tally {
+    let mut t = Tally::default();
+    let mut last = start;
+    t.stop_reason = loop {
+        if args
+            .records
+            .is_some_and(|n| read.load(Ordering::Relaxed) >= n)
+        {
+            break "records read";
+        }
+        let now = Instant::now();
+        if now.duration_since(start) >= args.timeout {
+            break "timeout";
+        }
+        if now.duration_since(last) >= args.idle_timeout {
+            break "idle";
+        }
+        match consumer.poll(Duration::from_millis(100)) {
+            None => {}
+            Some(Ok(m)) => {
+                t.records += 1;
+                read.fetch_add(1, Ordering::Relaxed);
+                t.bytes += (m.payload_len() + m.key().map_or(0, <[u8]>::len)) as u64;
+                last = Instant::now();
+                t.first.get_or_insert(last);
+                t.last = Some(last);
+            }
+            Some(Err(e)) => t.note_error(e.to_string()),
+        }
+    };
+    t
+}
+
 /// Runs `rivulet perf consume`.
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let mut config = client_config(&args.bootstrap_servers, "rivulet-perf-consumer", &[]);
@@ -57,60 +142,57 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     for (k, v) in &args.consumer_props {
         config.set(k, v);
     }
-    let consumer: BaseConsumer = config.create().context("creating the consumer")?;
-    let ids = topic_partitions(&consumer, &args.topic)?;
-    let mut assignment = TopicPartitionList::new();
-    for &p in &ids {
-        assignment
-            .add_partition_offset(&args.topic, p, Offset::Beginning)
-            .context("building the assignment")?;
-    }
+    let n = args.consumers;
+    let consumers = (0..n)
+        .map(|_| {
+            config
+                .create::<BaseConsumer>()
+                .context("creating the consumer")
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let ids = topic_partitions(&consumers[0], &args.topic)?;
     let partitions = ids.len();
-    consumer.assign(&assignment).context("assign")?;
+    for (i, consumer) in (0..).zip(&consumers) {
+        let mut assignment = TopicPartitionList::new();
+        for &p in ids.iter().skip(i).step_by(n as usize) {
+            assignment
+                .add_partition_offset(&args.topic, p, Offset::Beginning)
+                .context("building the assignment")?;
+        }
+        consumer.assign(&assignment).context("assign")?;
+    }
     eprintln!(
-        "consuming {} from {} ({partitions} partitions) from the beginning",
+        "consuming {} from {} ({partitions} partitions, {n} consumers) from the beginning",
         args.records
             .map_or("until idle".to_string(), |n| format!("{n} records")),
         args.topic
     );
 
     let start = Instant::now();
-    let mut records: u64 = 0;
-    let mut bytes: u64 = 0;
-    let mut first: Option<Instant> = None;
-    let mut last = start;
-    let mut errors: Vec<(String, u64)> = Vec::new();
-    let mut error_count: u64 = 0;
-    let stop_reason = loop {
-        if args.records.is_some_and(|n| records >= n) {
-            break "records read";
-        }
-        let now = Instant::now();
-        if now.duration_since(start) >= args.timeout {
-            break "timeout";
-        }
-        if now.duration_since(last) >= args.idle_timeout {
-            break "idle";
-        }
-        match consumer.poll(Duration::from_millis(100)) {
-            None => {}
-            Some(Ok(m)) => {
-                records += 1;
-                bytes += (m.payload_len() + m.key().map_or(0, <[u8]>::len)) as u64;
-                last = Instant::now();
-                first.get_or_insert(last);
-            }
-            Some(Err(e)) => {
-                error_count += 1;
-                let message = e.to_string();
-                if let Some(entry) = errors.iter_mut().find(|(m, _)| *m == message) {
-                    entry.1 += 1;
-                } else if errors.len() < KEPT_ERRORS {
-                    errors.push((message, 1));
-                }
-            }
-        }
-    };
+    let read = AtomicU64::new(0);
+    let tallies = std::thread::scope(|scope| {
+        let threads: Vec<_> = consumers
+            .iter()
+            .map(|c| scope.spawn(|| poll_loop(c, args, &read, start)))
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| {
+                t.join()
+                    .map_err(|_| anyhow::anyhow!("a consumer thread panicked"))
+            })
+            .collect::<anyhow::Result<Vec<Tally>>>()
+    })?;
+    let Tally {
+        records,
+        bytes,
+        first,
+        last,
+        error_count,
+        errors,
+        stop_reason,
+    } = tallies.into_iter().fold(Tally::default(), Tally::add);
+    let last = last.unwrap_or(start);
     let secs = last.duration_since(start).as_secs_f64();
     let first_ms = first.map(|f| f.duration_since(start).as_secs_f64() * 1000.0);
     let human = format!(
@@ -128,6 +210,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             "tool": "consume",
             "topic": args.topic,
             "partitions": partitions,
+            "consumers": n,
             "records": records,
             "bytes": bytes,
             "elapsed_s": secs,

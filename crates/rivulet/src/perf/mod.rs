@@ -2,12 +2,15 @@
 //! the `rdkafka` crate), in the manner of Kafka's `kafka-producer-perf-test.sh` and
 //! `kafka-consumer-perf-test.sh`.
 //!
-//! - `perf produce` sends records of a fixed size as fast as allowed (or at a capped rate) and
-//!   reports throughput and per-record latency (send to delivery report) percentiles.
-//! - `perf consume` reads a topic from the beginning with `assign` (no consumer group) and
-//!   reports throughput.
+//! - `perf produce` sends records of a fixed size as fast as allowed (or at a capped rate), from
+//!   one or `--producers` clients, and reports throughput and per-record latency (send to
+//!   delivery report) percentiles.
+//! - `perf consume` reads a topic from the beginning with `assign` (no consumer group), with one
+//!   or `--consumers` clients sharing the partitions, and reports throughput.
 //! - `perf e2e` produces at a steady rate and consumes in the same process, and reports
 //!   end-to-end latency percentiles (send to consumer delivery).
+//! - `perf sink` is a Kafka-protocol server that acknowledges produce requests and drops the
+//!   records: `perf produce` against it measures the client alone (the client's ceiling).
 //! - `perf metadata` prints what a node's Metadata response says and can wait until the
 //!   cluster has a given number of brokers (and a topic's partitions their full ISR): the
 //!   readiness probe of `scripts/bench-cluster`.
@@ -19,6 +22,7 @@ mod admin;
 mod consume;
 mod e2e;
 mod produce;
+mod sink;
 
 use std::time::Duration;
 
@@ -40,6 +44,9 @@ pub enum Command {
     /// Print the cluster's metadata; optionally wait until it has enough brokers and a topic's
     /// replicas are all in sync.
     Metadata(admin::MetadataArgs),
+    /// Serve the Kafka protocol and acknowledge every produce request without storing it: a
+    /// broker that discards, to measure the client's own ceiling.
+    Sink(sink::Args),
 }
 
 /// Runs one `perf` subcommand.
@@ -49,6 +56,7 @@ pub fn run(command: &Command) -> anyhow::Result<()> {
         Command::Consume(args) => consume::run(args),
         Command::E2e(args) => e2e::run(args),
         Command::Metadata(args) => admin::run_metadata(args),
+        Command::Sink(args) => sink::run(args),
     }
 }
 

@@ -1,8 +1,9 @@
 //! `rivulet perf produce`: kafka-producer-perf-test for Rivulet, on librdkafka.
 //!
-//! One thread sends records of `--record-size` bytes (random capital letters, one payload for
-//! all records, as the Kafka tool does), never faster than `--throughput` records/s when that
-//! is set. Each record carries its send time; the delivery report (served on the
+//! `--producers N` threads (default 1), each with its own librdkafka producer, send records of
+//! `--record-size` bytes (random capital letters, one payload for all records, as the Kafka
+//! tool does), together never faster than `--throughput` records/s when that is set; the
+//! records, the warm-up and the rate are shared out evenly. Each record carries its send time; the delivery report (served on the
 //! `ThreadedProducer`'s polling thread as soon as it arrives) records send-to-acknowledgement
 //! latency in a histogram of microseconds with 3 significant digits. The time a send waits for
 //! room in a full producer queue counts in the record's latency, as it does in the Kafka tool
@@ -12,7 +13,7 @@
 //! in the whole-run figures, and a second, steady-state report leaves them out: its throughput
 //! runs from the first send after the warm-up to the last delivery report.
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
@@ -69,7 +70,11 @@ pub struct Args {
     /// Idempotent producer (`enable.idempotence=true`; needs --acks all).
     #[arg(long)]
     idempotence: bool,
-    /// Cap on records per second; -1: no cap (as kafka-producer-perf-test).
+    /// Producers, each its own librdkafka client on its own thread (one librdkafka producer
+    /// tops out at about one core; several measure what a broker takes from many clients).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+    producers: u64,
+    /// Cap on records per second, over all producers; -1: no cap (as kafka-producer-perf-test).
     #[arg(long, default_value_t = -1.0, allow_negative_numbers = true)]
     throughput: f64,
     /// Extra librdkafka producer properties (`key=value`, repeatable; applied last).
@@ -143,8 +148,8 @@ impl Stats {
     }
 }
 
-/// The producer's context: timestamps delivery reports into [`Stats`].
-struct PerfContext {
+/// What every producer's delivery reports go into.
+struct Shared {
     /// Time zero: each record's delivery opaque is its send time in ns past this.
     start: Instant,
     /// Record value size, for the progress lines.
@@ -154,7 +159,10 @@ struct PerfContext {
     stats: Mutex<Stats>,
 }
 
-impl PerfContext {
+/// A producer's context: timestamps delivery reports into the shared [`Stats`].
+struct PerfContext(Arc<Shared>);
+
+impl Shared {
     fn stats(&self) -> MutexGuard<'_, Stats> {
         // A panic while holding the lock leaves the numbers usable: keep going.
         self.stats.lock().unwrap_or_else(PoisonError::into_inner)
@@ -175,8 +183,8 @@ impl ProducerContext for PerfContext {
         let now = Instant::now();
         let warmup = opaque & WARMUP_BIT != 0;
         let sent_ns = opaque & !WARMUP_BIT;
-        let latency_us = (self.now_ns().saturating_sub(sent_ns) / 1000) as u64;
-        let mut stats = self.stats();
+        let latency_us = (self.0.now_ns().saturating_sub(sent_ns) / 1000) as u64;
+        let mut stats = self.0.stats();
         stats.last_report = Some(now);
         let acked = result.is_ok();
         stats.all.record(acked, latency_us);
@@ -192,8 +200,8 @@ impl ProducerContext for PerfContext {
             }
             Err((e, _)) => stats.note_error(e.to_string()),
         }
-        if !self.reporting_interval.is_zero()
-            && now.duration_since(stats.window.0) >= self.reporting_interval
+        if !self.0.reporting_interval.is_zero()
+            && now.duration_since(stats.window.0) >= self.0.reporting_interval
         {
             let (since, records, sum_us, max_us) = stats.window;
             let secs = now.duration_since(since).as_secs_f64();
@@ -201,7 +209,7 @@ impl ProducerContext for PerfContext {
                 "{records} records acked, {:.1} records/s ({:.2} MB/s), {:.2} ms avg latency, \
                  {:.2} ms max latency",
                 per_sec(records, secs),
-                mb_per_sec(records * self.record_size as u64, secs),
+                mb_per_sec(records * self.0.record_size as u64, secs),
                 if records > 0 {
                     sum_us as f64 / records as f64 / 1000.0
                 } else {
@@ -295,6 +303,125 @@ fn payload(size: usize) -> Vec<u8> {
         .collect()
 }
 
+/// What one producer thread is to send.
+struct Quota {
+    /// Records to send (`None`: for `duration`).
+    records: Option<u64>,
+    /// How long to send when no record count is given.
+    duration: Option<Duration>,
+    /// The first of them that are warm-up records.
+    warmup_records: u64,
+    /// Records per second at most (not positive: no cap).
+    throughput: f64,
+}
+
+/// What one producer thread handed to librdkafka.
+#[derive(Default)]
+struct Sent {
+    /// Records librdkafka took, in all and after the warm-up.
+    sent: u64,
+    steady_sent: u64,
+    /// Sends librdkafka refused, in all and after the warm-up.
+    send_errors: u64,
+    steady_send_errors: u64,
+    /// The first send after the warm-up.
+    steady_start: Option<Instant>,
+}
+
+impl Sent {
+    /// Both threads' counts; the earlier steady-state start.
+    fn add(self, other: Sent) -> Sent {
+        Sent {
+            sent: self.sent + other.sent,
+            steady_sent: self.steady_sent + other.steady_sent,
+            send_errors: self.send_errors + other.send_errors,
+            steady_send_errors: self.steady_send_errors + other.steady_send_errors,
+            steady_start: match (self.steady_start, other.steady_start) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
+        }
+    }
+}
+
+/// Producer `i`'s share of `total` over `n` producers (the shares add up to `total`).
+fn share_of(total: u64, n: u64, i: u64) -> u64 {
+    total / n + u64::from(i < total % n)
+}
+
+/// One producer thread: sends `quota` records of `value` to `topic`, each with its send time
+/// (and the warm-up mark) in its delivery opaque.
+fn send_loop(
+    producer: &ThreadedProducer<PerfContext>,
+    topic: &str,
+    value: &[u8],
+    quota: &Quota,
+    send_start: Instant,
+) -> anyhow::Result<Sent> {
+    let context = &producer.context().0;
+    let mut out = Sent::default();
+    // A client that cannot enqueue for this long is stuck: stop rather than hang.
+    let stuck_after = Duration::from_secs(120);
+    loop {
+        let attempted = out.sent + out.send_errors;
+        match (quota.records, quota.duration) {
+            (Some(n), _) if attempted >= n => break,
+            (None, Some(d)) if send_start.elapsed() >= d => break,
+            (None, None) => break,
+            _ => {}
+        }
+        if quota.throughput > 0.0 {
+            let due = Duration::from_secs_f64(attempted as f64 / quota.throughput);
+            let elapsed = send_start.elapsed();
+            if due > elapsed {
+                std::thread::sleep(due - elapsed);
+            }
+        }
+        let warmup = attempted < quota.warmup_records;
+        let now_ns = context.now_ns();
+        if !warmup && out.steady_start.is_none() {
+            out.steady_start = Some(Instant::now());
+        }
+        let opaque = if warmup { now_ns | WARMUP_BIT } else { now_ns };
+        let mut record: BaseRecord<'_, [u8], [u8], usize> =
+            BaseRecord::with_opaque_to(topic, opaque).payload(value);
+        let blocked_since = Instant::now();
+        loop {
+            match producer.send(record) {
+                Ok(()) => {
+                    out.sent += 1;
+                    out.steady_sent += u64::from(!warmup);
+                    break;
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    if blocked_since.elapsed() > stuck_after {
+                        bail!(
+                            "the producer queue stayed full for {stuck_after:?} after {} \
+                             records: is the cluster answering?",
+                            out.sent
+                        );
+                    }
+                    record = r;
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                Err((e, _)) => {
+                    out.send_errors += 1;
+                    out.steady_send_errors += u64::from(!warmup);
+                    context.stats().note_error(format!("send: {e}"));
+                    break;
+                }
+            }
+        }
+        if out.sent == 0 && out.send_errors >= 1000 {
+            bail!(
+                "every send failed; first errors: {:?}",
+                context.stats().errors
+            );
+        }
+    }
+    Ok(out)
+}
+
 /// Runs `rivulet perf produce`.
 pub fn run(args: &Args) -> anyhow::Result<()> {
     ensure!(args.record_size > 0, "--record-size must be positive");
@@ -330,7 +457,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         config.set(k, v);
     }
     let start = Instant::now();
-    let context = PerfContext {
+    let shared = Arc::new(Shared {
         start,
         record_size: args.record_size,
         reporting_interval: args.reporting_interval,
@@ -341,14 +468,19 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             errors: Vec::new(),
             window: (start, 0, 0, 0),
         }),
-    };
-    let producer: ThreadedProducer<PerfContext> = config
-        .create_with_context(context)
-        .context("creating the producer")?;
-    let context = producer.context();
+    });
+    let producers = (0..args.producers)
+        .map(|_| {
+            config
+                .create_with_context::<_, ThreadedProducer<PerfContext>>(PerfContext(Arc::clone(
+                    &shared,
+                )))
+                .context("creating the producer")
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     eprintln!(
-        "producing {} of {} bytes to {} (acks={acks}, compression={}, linger.ms={}, \
-         batch.size={}, idempotence={}, throughput cap={}, warm-up records={})",
+        "producing {} of {} bytes to {} (producers={}, acks={acks}, compression={}, \
+         linger.ms={}, batch.size={}, idempotence={}, throughput cap={}, warm-up records={})",
         match (records, args.duration) {
             (Some(n), _) => format!("{n} records"),
             (None, Some(d)) => format!("records for {d:?}"),
@@ -356,6 +488,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         },
         args.record_size,
         args.topic,
+        args.producers,
         args.compression,
         config.get("linger.ms").unwrap_or("default"),
         config.get("batch.size").unwrap_or("default"),
@@ -369,86 +502,59 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     );
 
     let value = payload(args.record_size);
-    // Records handed to librdkafka, and sends it refused, in all and after the warm-up.
-    let (mut sent, mut steady_sent) = (0u64, 0u64);
-    let (mut send_errors, mut steady_send_errors) = (0u64, 0u64);
-    // A client that cannot enqueue for this long is stuck: stop rather than hang.
-    let stuck_after = Duration::from_secs(120);
     let send_start = Instant::now();
-    let mut steady_start: Option<Instant> = None;
-    loop {
-        let attempted = sent + send_errors;
-        match (records, args.duration) {
-            (Some(n), _) if attempted >= n => break,
-            (None, Some(d)) if send_start.elapsed() >= d => break,
-            _ => {}
-        }
-        if args.throughput > 0.0 {
-            let due = Duration::from_secs_f64(attempted as f64 / args.throughput);
-            let elapsed = send_start.elapsed();
-            if due > elapsed {
-                std::thread::sleep(due - elapsed);
-            }
-        }
-        let warmup = attempted < args.warmup_records;
-        let now_ns = context.now_ns();
-        if !warmup && steady_start.is_none() {
-            steady_start = Some(Instant::now());
-        }
-        let opaque = if warmup { now_ns | WARMUP_BIT } else { now_ns };
-        let mut record: BaseRecord<'_, [u8], [u8], usize> =
-            BaseRecord::with_opaque_to(&args.topic, opaque).payload(&value[..]);
-        let blocked_since = Instant::now();
-        loop {
-            match producer.send(record) {
-                Ok(()) => {
-                    sent += 1;
-                    steady_sent += u64::from(!warmup);
-                    break;
-                }
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                    if blocked_since.elapsed() > stuck_after {
-                        bail!(
-                            "the producer queue stayed full for {stuck_after:?} after {sent} \
-                             records: is the cluster answering?"
-                        );
-                    }
-                    record = r;
-                    std::thread::sleep(Duration::from_micros(200));
-                }
-                Err((e, _)) => {
-                    send_errors += 1;
-                    steady_send_errors += u64::from(!warmup);
-                    context.stats().note_error(format!("send: {e}"));
-                    break;
-                }
-            }
-        }
-        if sent == 0 && send_errors >= 1000 {
-            bail!(
-                "every send failed; first errors: {:?}",
-                context.stats().errors
-            );
-        }
+    let n = args.producers;
+    let sent = std::thread::scope(|scope| {
+        let threads: Vec<_> = producers
+            .iter()
+            .zip(0..n)
+            .map(|(producer, i)| {
+                let quota = Quota {
+                    records: records.map(|r| share_of(r, n, i)),
+                    duration: args.duration,
+                    warmup_records: share_of(args.warmup_records, n, i),
+                    throughput: args.throughput / n as f64,
+                };
+                let (topic, value) = (&args.topic, &value[..]);
+                scope.spawn(move || send_loop(producer, topic, value, &quota, send_start))
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| {
+                t.join()
+                    .map_err(|_| anyhow::anyhow!("a producer thread panicked"))?
+            })
+            .collect::<anyhow::Result<Vec<Sent>>>()
+    })?;
+    let sent = sent.into_iter().fold(Sent::default(), Sent::add);
+    for producer in &producers {
+        producer
+            .flush(Duration::from_secs(150))
+            .context("flushing the producer")?;
     }
-    producer
-        .flush(Duration::from_secs(150))
-        .context("flushing the producer")?;
     // flush() returns when librdkafka's queue is empty; the polling thread may still be
     // running the last delivery callbacks.
     let settle = Instant::now();
     loop {
         let done = {
-            let s = context.stats();
-            s.all.acked + s.all.failed >= sent
+            let s = shared.stats();
+            s.all.acked + s.all.failed >= sent.sent
         };
         if done || settle.elapsed() > Duration::from_secs(10) {
             break;
         }
         std::thread::sleep(Duration::from_millis(1));
     }
+    let Sent {
+        sent,
+        steady_sent,
+        send_errors,
+        steady_send_errors,
+        steady_start,
+    } = sent;
     let (whole, steady, errors) = {
-        let s = context.stats();
+        let s = shared.stats();
         let end = s.last_report.unwrap_or_else(Instant::now);
         let report = |phase: &Phase, sent: u64, send_errors: u64, since: Instant| Report {
             acked: phase.acked,
@@ -468,7 +574,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         };
         (whole, steady, s.errors.clone())
     };
-    drop(producer);
+    drop(producers);
     let steady_label = format!(
         "steady state (after {} warm-up records): ",
         args.warmup_records
@@ -484,6 +590,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         let settings = serde_json::json!({
             "tool": "produce",
             "topic": args.topic,
+            "producers": args.producers,
             "acks": acks,
             "record_size": args.record_size,
             "compression": args.compression,
@@ -516,6 +623,15 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shares_add_up() {
+        for (total, n) in [(10, 3), (0, 4), (1_000_001, 7), (5, 5), (2, 8)] {
+            let shares: Vec<u64> = (0..n).map(|i| share_of(total, n, i)).collect();
+            assert_eq!(shares.iter().sum::<u64>(), total, "{total} over {n}");
+            assert!(shares.iter().max().unwrap() - shares.iter().min().unwrap() <= 1);
+        }
+    }
 
     #[test]
     fn payload_is_capital_letters() {
