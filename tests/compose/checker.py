@@ -17,10 +17,15 @@ class Report:
     """The outcome of a run; `ok` when every property holds."""
 
     acked: int = 0
+    # Acknowledged without an offset (librdkafka's implicit acks: see `check`).
+    acked_without_offset: int = 0
     unacked: int = 0
     consumed: int = 0
     redelivered: int = 0
     lost: list[int] = field(default_factory=list)
+    # Why each lost message counts as lost, one line each (what the log holds where it was
+    # acknowledged, where it is instead, whether the group consumer got it).
+    lost_why: list[str] = field(default_factory=list)
     duplicated: list[int] = field(default_factory=list)
     out_of_order: list[str] = field(default_factory=list)
     commit_regressions: list[str] = field(default_factory=list)
@@ -39,7 +44,8 @@ def check(
 ) -> Report:
     """Checks a run.
 
-    acks: (msg_id, partition, offset) the producer was told were written.
+    acks: (msg_id, partition, offset) the producer was told were written; offset None when the
+        client acknowledged the message implicitly, without learning its offset.
     deliveries: (partition, offset, msg_id) in the order the group consumer got them.
     commit_histories: sequences of {partition: committed offset}, each in time order (the
         consumer's own commits, and the committed offsets sampled through the admin API).
@@ -100,11 +106,25 @@ def check(
                     f"partition {partition}: consumer got offset {b} first after offset {a}"
                 )
                 break
-    lost = set()
+    lost = {}
     for msg_id, partition, offset in acks:
-        if at.get((partition, offset)) != msg_id or msg_id not in consumed_ids:
-            lost.add(msg_id)
+        if offset is None:
+            # librdkafka's implicit ack: an earlier request's answer was lost, a later batch of
+            # the partition was acknowledged, so this one was persisted before it, at an offset
+            # the client never learnt. It must be in that partition, somewhere.
+            report.acked_without_offset += 1
+            stored = msg_id if any(p == partition for p, _ in places.get(msg_id, [])) else None
+        else:
+            stored = at.get((partition, offset))
+        if stored != msg_id or msg_id not in consumed_ids:
+            held = "nothing" if stored is None else f"message {stored}"
+            lost[msg_id] = (
+                f"message {msg_id} acked at partition {partition} offset {offset}: the log holds "
+                f"{held} there; found at {places.get(msg_id, [])}; "
+                f"{'consumed' if msg_id in consumed_ids else 'never consumed'}"
+            )
     report.lost = sorted(lost)
+    report.lost_why = [lost[i] for i in report.lost]
 
     # Committed offsets never move backwards.
     for name, history in commit_histories:

@@ -218,7 +218,18 @@ class ComposeCluster:
         run(["docker", "start", self.container(node)])
 
     def pause(self, node: int) -> None:
-        run(["docker", "pause", self.container(node)])
+        # runc's cgroup freezer gives up ("unable to freeze") when a task will not stop in time,
+        # as one in a disk wait on a loaded machine may not; it thaws the container again, so
+        # asking once more is safe.
+        for attempt in range(5):
+            r = run(["docker", "pause", self.container(node)], check=False)
+            if r.returncode == 0:
+                return
+            if "unable to freeze" not in r.stderr or attempt == 4:
+                raise RuntimeError(
+                    f"docker pause {self.container(node)} failed: {r.stderr.strip()[-2000:]}"
+                )
+            time.sleep(0.5)
 
     def unpause(self, node: int) -> None:
         run(["docker", "unpause", self.container(node)])

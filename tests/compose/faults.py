@@ -132,6 +132,7 @@ class Outcome:
             "rounds": self.rounds,
             "faults": len(self.faults),
             "acked": r.acked,
+            "acked_without_offset": r.acked_without_offset,
             "unacked": r.unacked,
             "consumed": r.consumed,
             "redelivered": r.redelivered,
@@ -252,7 +253,8 @@ def print_outcome(outcome: Outcome) -> None:
                 "fault suite:",
                 f"  rounds                 {s['rounds']}",
                 f"  faults                 {s['faults']} (kill, pause, network disconnect each round)",
-                f"  messages acknowledged  {s['acked']}",
+                f"  messages acknowledged  {s['acked']} ({s['acked_without_offset']} implicitly, "
+                "without an offset)",
                 f"  messages lost          {s['lost']}",
                 f"  messages duplicated    {s['duplicated']}",
                 f"  out of order           {s['out_of_order']}",
@@ -275,6 +277,8 @@ def print_outcome(outcome: Outcome) -> None:
     ):
         if items:
             print(f"  {title}: {items[:20]}{' ...' if len(items) > 20 else ''}", flush=True)
+    for why in r.lost_why[:20]:
+        print(f"  {why}", flush=True)
 
 
 def main() -> int:
@@ -284,6 +288,9 @@ def main() -> int:
     parser.add_argument("--rate", type=int, default=200)
     parser.add_argument("--seed", type=int, default=int(time.time()))
     parser.add_argument("--binary", default=os.environ.get("RIVULET_BIN"))
+    parser.add_argument(
+        "--logs", type=Path, help="on a failed check, save each node's log in this directory"
+    )
     args = parser.parse_args()
     binary = Path(args.binary or REPO / "target/debug/rivulet")
     ComposeCluster.remove_stale()
@@ -293,6 +300,11 @@ def main() -> int:
         cluster.up()
         outcome = run_faults(cluster, Settings(rounds=args.rounds, rate=args.rate, seed=args.seed))
         print_outcome(outcome)
+        if not outcome.report.ok and args.logs:
+            args.logs.mkdir(parents=True, exist_ok=True)
+            for n in NODES:
+                (args.logs / f"node{n}.log").write_text(cluster.logs(n))
+            log(f"node logs saved in {args.logs}")
         return 0 if outcome.report.ok else 1
     finally:
         cluster.close()

@@ -37,6 +37,23 @@ def test_an_acked_offset_holding_another_message_is_lost():
     log = {0: [(0, 0), (1, 4)], 1: GOOD_LOG[1]}
     r = run(GOOD_ACKS, GOOD_DELIVERIES, log)
     assert 2 in r.lost
+    assert r.lost_why[r.lost.index(2)] == (
+        "message 2 acked at partition 0 offset 1: the log holds message 4 there; "
+        "found at []; consumed"
+    )
+
+
+def test_an_ack_without_offset_needs_the_message_in_its_partition():
+    acks = GOOD_ACKS[:2] + [(2, 0, None)] + GOOD_ACKS[3:]
+    r = run(acks, GOOD_DELIVERIES, GOOD_LOG)
+    assert r.ok and r.acked_without_offset == 1
+    moved = {0: [(0, 0)], 1: [(0, 1), (1, 3), (2, 2)]}
+    r = run(acks, GOOD_DELIVERIES[:2] + [(1, 2, 2), (1, 1, 3)], moved)
+    assert r.lost == [2]
+    assert r.lost_why == [
+        "message 2 acked at partition 0 offset None: the log holds nothing there; "
+        "found at [(1, 2)]; consumed"
+    ]
 
 
 def test_a_message_stored_twice_is_duplicated():
