@@ -5,8 +5,9 @@
 //! see.
 //!
 //! Every value is inside the message (`leader of orders-0 moved 3 -> 2 at epoch 7`), so a line
-//! reads on its own, without structured fields. A change touching many partitions of an
-//! internal topic (`__consumer_offsets` has 50) is summarized in one line ([`summarize`]).
+//! reads on its own, without structured fields. A change touching many partitions of a topic
+//! (more than one of an internal topic such as `__consumer_offsets`, more than ten of another)
+//! is summarized in one line ([`summarize`]).
 //!
 //! Pure: no I/O, no clock. [`log`] is the one place that writes events to the tracing log.
 
@@ -296,29 +297,34 @@ pub fn is_internal_topic(name: &str) -> bool {
     name == "__consumer_offsets" || name == "__transaction_state"
 }
 
-/// Replaces the per-partition events of an internal topic by one summary per kind (leaders,
-/// ISRs) when there is more than one, at the place of the first; everything else is kept in
-/// order.
+/// How many per-partition events of one kind a topic may have in one batch before they are
+/// summarized (a broker fenced with thousands of leaderships gives one line, not thousands).
+pub const LISTED_PER_TOPIC: usize = 10;
+
+/// Replaces a topic's per-partition events of one kind (leaders, ISRs) by one summary at the
+/// place of the first: for an internal topic when there is more than one, for any other when
+/// there are more than [`LISTED_PER_TOPIC`]; everything else is kept in order.
 pub fn summarize(events: Vec<ClusterEvent>) -> Vec<ClusterEvent> {
     let mut counts: BTreeMap<(String, bool), usize> = BTreeMap::new();
     for e in &events {
         if let Some((topic, leaders)) = e.partition_topic() {
-            if is_internal_topic(topic) {
-                *counts.entry((topic.to_owned(), leaders)).or_default() += 1;
-            }
+            *counts.entry((topic.to_owned(), leaders)).or_default() += 1;
         }
     }
     let mut out = Vec::with_capacity(events.len());
     for e in events {
-        let key = match e.partition_topic() {
-            Some((topic, leaders)) if is_internal_topic(topic) => (topic.to_owned(), leaders),
-            _ => {
-                out.push(e);
-                continue;
-            }
+        let Some((topic, leaders)) = e.partition_topic() else {
+            out.push(e);
+            continue;
         };
+        let listed = if is_internal_topic(topic) {
+            1
+        } else {
+            LISTED_PER_TOPIC
+        };
+        let key = (topic.to_owned(), leaders);
         match counts.get(&key).copied() {
-            Some(count) if count > 1 => {
+            Some(count) if count > listed => {
                 let (topic, leaders) = key.clone();
                 out.push(if leaders {
                     ClusterEvent::LeadersMoved { topic, count }
@@ -555,6 +561,20 @@ mod tests {
         // A single internal partition stays a plain line.
         let one = vec![ClusterEvent::leader_change("__consumer_offsets", 4, 1, 2, 3).unwrap()];
         assert_eq!(summarize(one.clone()), one);
+    }
+
+    #[test]
+    fn a_topic_with_many_partitions_changed_is_summarized_past_ten() {
+        let moves = |n: i32| -> Vec<ClusterEvent> {
+            (0..n)
+                .map(|p| ClusterEvent::leader_change("orders", p, 1, 2, 3).unwrap())
+                .collect()
+        };
+        assert_eq!(summarize(moves(10)), moves(10));
+        assert_eq!(
+            lines(&summarize(moves(11))),
+            ["moved the leaders of 11 orders partitions"]
+        );
     }
 
     #[test]

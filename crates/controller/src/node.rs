@@ -21,6 +21,7 @@ use crate::grpc::client::Voter;
 use crate::grpc::proto::controller_service_server::ControllerServiceServer;
 use crate::grpc::proto::raft_service_server::RaftServiceServer;
 use crate::grpc::server::{ControllerServer, RaftServer};
+use crate::grpc::MAX_MESSAGE_BYTES;
 use crate::quorum_controller::{Controller, ControllerTimings};
 use crate::quorum_state::QuorumView;
 use crate::raft::log_store::SledLogStore;
@@ -196,14 +197,19 @@ impl ControllerNode {
         );
         let server = tonic::transport::Server::builder()
             .tcp_nodelay(true)
-            .add_service(RaftServiceServer::new(RaftServer::new(
-                raft.clone(),
-                config.cluster_id.clone(),
-            )))
-            .add_service(ControllerServiceServer::new(ControllerServer::new(
-                controller.clone(),
-                config.cluster_id.clone(),
-            )))
+            .add_service(
+                RaftServiceServer::new(RaftServer::new(raft.clone(), config.cluster_id.clone()))
+                    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                    .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            )
+            .add_service(
+                ControllerServiceServer::new(ControllerServer::new(
+                    controller.clone(),
+                    config.cluster_id.clone(),
+                ))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            )
             .serve_with_incoming_shutdown(
                 TcpListenerStream::new(listener),
                 shutdown.clone().cancelled_owned(),

@@ -93,7 +93,14 @@ pub async fn run(
                             break;
                         }
                     },
-                    Ok(None) | Err(_) => {
+                    Ok(None) => {
+                        attempt += 1;
+                        break;
+                    }
+                    Err(e) => {
+                        if attempt.is_multiple_of(50) {
+                            tracing::warn!(error = %e, "metadata stream from a controller broke; reopening");
+                        }
                         attempt += 1;
                         break;
                     }

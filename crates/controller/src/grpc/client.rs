@@ -135,7 +135,9 @@ impl ControllerClient {
                 .tcp_nodelay(true);
             clients.push((
                 v.clone(),
-                ControllerServiceClient::new(endpoint.connect_lazy()),
+                ControllerServiceClient::new(endpoint.connect_lazy())
+                    .max_decoding_message_size(super::MAX_MESSAGE_BYTES)
+                    .max_encoding_message_size(super::MAX_MESSAGE_BYTES),
             ));
         }
         if clients.is_empty() {

@@ -4,6 +4,9 @@
 //! A [`TransportFilter`] can cut this node off from chosen peers, for tests that partition the
 //! quorum (TiKV's transport filters): a blocked peer is reported unreachable without a send.
 //!
+//! Messages may be up to [`MAX_MESSAGE_BYTES`]; of an AppendEntries with more than
+//! [`APPEND_CHUNK_RECORDS`] records one chunk is sent per call (openraft's partial success).
+//!
 //! [`PeerContacts`] notes when each peer last answered an AppendEntries (heartbeats included):
 //! Raft's push is Kafka's follower fetch, so a leader reports that time as the voter's
 //! `last_fetch_timestamp` in DescribeQuorum.
@@ -20,7 +23,7 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
-use openraft::BasicNode;
+use openraft::{BasicNode, Entry, EntryPayload};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tonic::transport::Channel;
@@ -28,6 +31,14 @@ use tonic::transport::Channel;
 use super::TypeConfig;
 use crate::grpc::proto::raft_service_client::RaftServiceClient;
 use crate::grpc::proto::RaftMessage;
+use crate::grpc::MAX_MESSAGE_BYTES;
+
+/// AppendEntries carrying more metadata records than this are sent a chunk at a time (see
+/// [`GrpcNetwork::append_in_chunks`]): a follower catching up may be sent up to openraft's 300
+/// entries at once, and one entry (a CreateTopics of thousands of partitions, a broker's
+/// fencing that moves every leader it held) can hold thousands of records, about 150 bytes of
+/// JSON each. Counting records, not encoding twice to measure bytes, keeps the check free.
+const APPEND_CHUNK_RECORDS: usize = 4_000;
 
 /// Peers this node may not reach (tests only; empty in production).
 #[derive(Debug, Default)]
@@ -137,6 +148,8 @@ impl RaftNetworkFactory<TypeConfig> for GrpcNetworkFactory {
                         .tcp_nodelay(true)
                         .connect_lazy(),
                 )
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES)
             });
         GrpcNetwork {
             target,
@@ -209,6 +222,88 @@ impl GrpcNetwork {
     }
 }
 
+impl GrpcNetwork {
+    /// Sends `rpc`, or, when its entries hold more than [`APPEND_CHUNK_RECORDS`], only its
+    /// first chunk (see [`split_entries`]), answering PartialSuccess up to that chunk's last
+    /// entry: openraft then sends the rest in further calls. Each call carries at most a chunk,
+    /// so each fits in the time openraft allows one AppendEntries (the heartbeat interval),
+    /// and a follower far behind catches up chunk by chunk instead of failing the same large
+    /// call forever.
+    async fn append_in_chunks(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: &RPCOption,
+    ) -> RpcResult<AppendEntriesResponse<u64>, RaftError<u64>> {
+        let mut chunks = split_entries(rpc, APPEND_CHUNK_RECORDS).into_iter();
+        let Some(first) = chunks.next() else {
+            return Ok(AppendEntriesResponse::Success);
+        };
+        let reached = first.entries.last().map(|e| e.log_id);
+        let reply = self.call(Call::Append, &first, option).await?;
+        Ok(match reply {
+            AppendEntriesResponse::Success if chunks.len() > 0 => {
+                AppendEntriesResponse::PartialSuccess(reached)
+            }
+            other => other,
+        })
+    }
+}
+
+/// The metadata records of `entry` (at least 1), the measure of its size.
+fn records(entry: &Entry<TypeConfig>) -> usize {
+    match &entry.payload {
+        EntryPayload::Normal(batch) => batch.0.len().max(1),
+        _ => 1,
+    }
+}
+
+/// Cuts `rpc` into consecutive AppendEntries of at most `max_records` records each (one entry
+/// with more goes alone): each continues after the previous one's last entry, and none but the
+/// last says more is committed than it carries, so a follower that gets only some of them holds
+/// a consistent prefix. An `rpc` within `max_records` (nearly every one) is returned whole.
+fn split_entries(
+    rpc: AppendEntriesRequest<TypeConfig>,
+    max_records: usize,
+) -> Vec<AppendEntriesRequest<TypeConfig>> {
+    let sizes: Vec<usize> = rpc.entries.iter().map(records).collect();
+    if sizes.iter().sum::<usize>() <= max_records {
+        return vec![rpc];
+    }
+    let AppendEntriesRequest {
+        vote,
+        mut prev_log_id,
+        leader_commit,
+        entries,
+    } = rpc;
+    let mut chunks = Vec::new();
+    let mut entries = entries.into_iter().zip(sizes).peekable();
+    while entries.peek().is_some() {
+        let mut chunk = Vec::new();
+        let mut bytes = 0;
+        while let Some((_, size)) = entries.peek() {
+            if !chunk.is_empty() && bytes + size > max_records {
+                break;
+            }
+            bytes += size;
+            if let Some((entry, _)) = entries.next() {
+                chunk.push(entry);
+            }
+        }
+        let last = chunk.last().map(|e| e.log_id);
+        chunks.push(AppendEntriesRequest {
+            vote,
+            prev_log_id,
+            leader_commit: leader_commit.min(last),
+            entries: chunk,
+        });
+        prev_log_id = last;
+    }
+    if let Some(final_chunk) = chunks.last_mut() {
+        final_chunk.leader_commit = leader_commit;
+    }
+    chunks
+}
+
 /// The first clause of a transport error ("dns error", "tcp connect error"), for a log line.
 fn short_reason(error: &str) -> &str {
     let reason = error
@@ -224,7 +319,7 @@ impl RaftNetwork<TypeConfig> for GrpcNetwork {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<u64>, RaftError<u64>> {
-        let reply = self.call(Call::Append, &rpc, &option).await;
+        let reply = self.append_in_chunks(rpc, &option).await;
         match &reply {
             Ok(_) => {
                 self.contacts.record(self.target);
@@ -266,7 +361,78 @@ impl RaftNetwork<TypeConfig> for GrpcNetwork {
 
 #[cfg(test)]
 mod tests {
-    use super::short_reason;
+    use super::{short_reason, split_entries, TypeConfig};
+    use openraft::raft::AppendEntriesRequest;
+    use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, Vote};
+
+    fn log_id(index: u64) -> LogId<u64> {
+        LogId::new(CommittedLeaderId::new(2, 1), index)
+    }
+
+    fn request(entries: std::ops::Range<u64>, commit: u64) -> AppendEntriesRequest<TypeConfig> {
+        AppendEntriesRequest {
+            vote: Vote::new_committed(2, 1),
+            prev_log_id: Some(log_id(entries.start - 1)),
+            leader_commit: Some(log_id(commit)),
+            entries: entries
+                .map(|i| Entry {
+                    log_id: log_id(i),
+                    payload: EntryPayload::Blank,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_small_append_goes_whole() {
+        let chunks = split_entries(request(5..9, 8), 4);
+        assert_eq!(chunks.len(), 1);
+        assert_eq!(chunks[0].entries.len(), 4);
+        assert_eq!(chunks[0].leader_commit, Some(log_id(8)));
+    }
+
+    #[test]
+    fn a_large_append_goes_as_consecutive_chunks_committing_no_further_than_they_reach() {
+        // A blank entry counts as one record: ten entries make four chunks of three.
+        let chunks = split_entries(request(15..25, 22), 3);
+        let spans: Vec<(Option<u64>, Vec<u64>, Option<u64>)> = chunks
+            .iter()
+            .map(|c| {
+                (
+                    c.prev_log_id.map(|l| l.index),
+                    c.entries.iter().map(|e| e.log_id.index).collect(),
+                    c.leader_commit.map(|l| l.index),
+                )
+            })
+            .collect();
+        assert_eq!(
+            spans,
+            vec![
+                (Some(14), vec![15, 16, 17], Some(17)),
+                (Some(17), vec![18, 19, 20], Some(20)),
+                (Some(20), vec![21, 22, 23], Some(22)),
+                (Some(23), vec![24], Some(22)),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_entry_with_more_records_than_a_chunk_goes_alone() {
+        let mut rpc = request(1..4, 3);
+        rpc.entries[1].payload = EntryPayload::Normal(crate::raft::RecordBatch(vec![
+            crate::records::MetadataRecord::ProducerIdBlock {
+                broker_id: 1,
+                first: 0,
+                size: 1,
+            };
+            5
+        ]));
+        let sizes: Vec<usize> = split_entries(rpc, 2)
+            .iter()
+            .map(|c| c.entries.len())
+            .collect();
+        assert_eq!(sizes, vec![1, 1, 1]);
+    }
 
     #[test]
     fn transport_errors_shorten_to_their_message() {
