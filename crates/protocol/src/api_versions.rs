@@ -87,8 +87,15 @@ pub fn is_supported(key: ApiKey, version: i16) -> bool {
 /// response ends with an empty tagged-field section (old librdkafka, e.g. Debian's 2.0.2 behind
 /// kcat 1.7.1, mis-skips tagged fields sent at default values).
 pub fn api_versions_response(error: Option<ResponseError>) -> ApiVersionsResponse {
-    let api_keys = SUPPORTED_APIS
-        .iter()
+    api_versions_listing(SUPPORTED_APIS.iter().copied())
+        .with_error_code(error.map_or(0, |e| e.code()))
+}
+
+/// An ApiVersions response listing `ranges` and nothing else (no error): for a server that
+/// implements a subset of [`SUPPORTED_APIS`], such as `rivulet perf sink`.
+pub fn api_versions_listing(ranges: impl IntoIterator<Item = ApiRange>) -> ApiVersionsResponse {
+    let api_keys = ranges
+        .into_iter()
         .map(|r| {
             ApiVersion::default()
                 .with_api_key(r.key as i16)
@@ -96,9 +103,7 @@ pub fn api_versions_response(error: Option<ResponseError>) -> ApiVersionsRespons
                 .with_max_version(r.max)
         })
         .collect();
-    ApiVersionsResponse::default()
-        .with_error_code(error.map_or(0, |e| e.code()))
-        .with_api_keys(api_keys)
+    ApiVersionsResponse::default().with_api_keys(api_keys)
 }
 
 /// A whole ApiVersions v0 response frame (length prefix, header v0, body) with error

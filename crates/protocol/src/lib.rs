@@ -54,8 +54,8 @@ mod schema;
 mod wire;
 
 pub use api_versions::{
-    api_versions_response, encode_api_versions_fallback, is_supported, supported_range, ApiRange,
-    SUPPORTED_APIS,
+    api_versions_listing, api_versions_response, encode_api_versions_fallback, is_supported,
+    supported_range, ApiRange, SUPPORTED_APIS,
 };
 pub use error::{DecodeError, EncodeError};
 pub use fetch_frame::{Chunk, FetchFrameBuilder, FetchFrameError};

@@ -3,7 +3,6 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::Duration;
 
 use support::TestBroker;
@@ -11,38 +10,22 @@ use support::TestBroker;
 #[test]
 fn e2e_receives_every_record_and_reports_latency() {
     let broker = TestBroker::start();
-    let output = Command::new(env!("CARGO_BIN_EXE_rivulet"))
-        .args([
-            "perf",
-            "e2e",
-            "--bootstrap-servers",
-            &broker.bootstrap(),
-            "--topic",
-            "e2e",
-            "--create-topic",
-            "--partitions",
-            "2",
-            "--throughput",
-            "200",
-            "--duration",
-            "3s",
-            "--warmup",
-            "1s",
-            "--record-size",
-            "100",
-            "--json",
-        ])
-        .output()
-        .expect("run rivulet perf e2e");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "perf e2e failed: {stderr}\n{}",
-        broker.log()
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let line = stdout.lines().last().expect("a JSON line");
-    let json: serde_json::Value = serde_json::from_str(line).expect("JSON");
+    let json = broker.perf(&[
+        "e2e",
+        "--topic",
+        "e2e",
+        "--create-topic",
+        "--partitions",
+        "2",
+        "--throughput",
+        "200",
+        "--duration",
+        "3s",
+        "--warmup",
+        "1s",
+        "--record-size",
+        "100",
+    ]);
     let sent = json["sent"].as_u64().expect("sent");
     assert!(sent >= 500, "sent {sent} at 200/s for 3 s");
     assert_eq!(json["received"].as_u64(), Some(sent));

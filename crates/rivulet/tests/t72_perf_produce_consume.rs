@@ -4,58 +4,34 @@
 
 mod support;
 
-use std::process::Command;
-
 use support::TestBroker;
 
 const RECORDS: u64 = 20_000;
 const RECORD_SIZE: u64 = 100;
-
-/// Runs `rivulet perf <args>` and returns its JSON line.
-fn perf(broker: &TestBroker, args: &[&str]) -> serde_json::Value {
-    let output = Command::new(env!("CARGO_BIN_EXE_rivulet"))
-        .arg("perf")
-        .args(args)
-        .args(["--bootstrap-servers", &broker.bootstrap(), "--json"])
-        .output()
-        .expect("run rivulet perf");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "perf {args:?} failed: {stderr}\n{}",
-        broker.log()
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let line = stdout.lines().last().expect("a JSON line");
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"))
-}
 
 #[test]
 fn three_producers_and_three_consumers_move_every_record_once() {
     let broker = TestBroker::start();
     let records = RECORDS.to_string();
     let size = RECORD_SIZE.to_string();
-    let produced = perf(
-        &broker,
-        &[
-            "produce",
-            "--topic",
-            "many-clients",
-            "--create-topic",
-            "--partitions",
-            "4",
-            "--producers",
-            "3",
-            "--records",
-            &records,
-            "--warmup-records",
-            "1000",
-            "--record-size",
-            &size,
-            "--acks",
-            "1",
-        ],
-    );
+    let produced = broker.perf(&[
+        "produce",
+        "--topic",
+        "many-clients",
+        "--create-topic",
+        "--partitions",
+        "4",
+        "--producers",
+        "3",
+        "--records",
+        &records,
+        "--warmup-records",
+        "1000",
+        "--record-size",
+        &size,
+        "--acks",
+        "1",
+    ]);
     assert_eq!(produced["producers"].as_u64(), Some(3));
     assert_eq!(produced["records"].as_u64(), Some(RECORDS), "{produced}");
     assert_eq!(produced["bytes"].as_u64(), Some(RECORDS * RECORD_SIZE));
@@ -72,18 +48,15 @@ fn three_producers_and_three_consumers_move_every_record_once() {
         "{produced}"
     );
 
-    let consumed = perf(
-        &broker,
-        &[
-            "consume",
-            "--topic",
-            "many-clients",
-            "--consumers",
-            "3",
-            "--records",
-            &records,
-        ],
-    );
+    let consumed = broker.perf(&[
+        "consume",
+        "--topic",
+        "many-clients",
+        "--consumers",
+        "3",
+        "--records",
+        &records,
+    ]);
     assert_eq!(consumed["consumers"].as_u64(), Some(3));
     assert_eq!(consumed["partitions"].as_u64(), Some(4));
     assert_eq!(consumed["records"].as_u64(), Some(RECORDS), "{consumed}");

@@ -322,18 +322,7 @@ impl Sink {
 /// The ApiVersions response: [`SINK_APIS`] with the broker's ranges, so that a client
 /// negotiates the same versions with the sink as with the broker.
 fn api_versions() -> ApiVersionsResponse {
-    use rivulet_protocol::kafka_protocol::messages::api_versions_response::ApiVersion;
-    let api_keys = SINK_APIS
-        .iter()
-        .filter_map(|&key| supported_range(key))
-        .map(|r| {
-            ApiVersion::default()
-                .with_api_key(r.key as i16)
-                .with_min_version(r.min)
-                .with_max_version(r.max)
-        })
-        .collect();
-    ApiVersionsResponse::default().with_api_keys(api_keys)
+    rivulet_protocol::api_versions_listing(SINK_APIS.iter().filter_map(|&key| supported_range(key)))
 }
 
 /// Records in the v2 record batches of `records`, from their headers (`recordsCount`). Stops at

@@ -162,6 +162,26 @@ impl TestBroker {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
+    /// Runs `rivulet perf ARGS --bootstrap-servers <this broker> --json` to completion and
+    /// returns its JSON line; fails the test, with the broker's log, if it fails.
+    pub fn perf(&self, args: &[&str]) -> serde_json::Value {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_rivulet"))
+            .arg("perf")
+            .args(args)
+            .args(["--bootstrap-servers", &self.bootstrap(), "--json"])
+            .output()
+            .expect("run rivulet perf");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success(),
+            "perf {args:?} failed: {stderr}\n{}",
+            self.log()
+        );
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let line = stdout.lines().last().expect("a JSON line");
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"))
+    }
+
     /// The child's pid, while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
