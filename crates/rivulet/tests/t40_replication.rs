@@ -518,7 +518,20 @@ fn recv_produce(client: &mut RawClient, id: i32) -> (i16, i64) {
 /// answer, which comes in order): the replication waits of a connection's requests overlap.
 #[test]
 fn an_acks_all_wait_does_not_hold_back_the_next_append_of_its_connection() {
-    let mut c = TestCluster::start(3, SETTINGS);
+    // The stopped follower must stay in the ISR while the test looks: with the 3 s session
+    // timeout of SETTINGS, a loaded machine took long enough for the controller to fence it,
+    // which shrinks the ISR and lets the acks=all request be answered early.
+    let settings: Vec<(&str, &str)> = SETTINGS
+        .iter()
+        .map(|&(k, v)| {
+            if k == "broker.session.timeout.ms" {
+                (k, "30000")
+            } else {
+                (k, v)
+            }
+        })
+        .collect();
+    let mut c = TestCluster::start(3, &settings);
     let bootstrap = c.bootstrap();
     create(&bootstrap, "overlap", 1, 3, &[]);
     let view = wait_fully_replicated(&mut c, "overlap", Duration::from_secs(20));
